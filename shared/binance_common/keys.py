@@ -1,0 +1,120 @@
+"""The Redis key schema: every key, channel, TTL and value layout both processes use. Nowhere else.
+
+All keys live under ``<namespace>:v1:``. Stream names are validated (see :mod:`streams`) before they reach
+this module, so they can be embedded in keys safely; symbols are upper-case.
+
+Value layouts (the contract):
+
+* ``latest:<stream>`` STRING ``{"r": <receive ms>, "d": <raw payload JSON>}`` (bytes, the payload verbatim).
+* ``hist:<stream>`` Redis Stream, ``XADD MAXLEN ~ history_maxlen``; fields ``d`` (raw payload JSON),
+  ``r`` (receive ms), and ``b`` = ``1`` on entries backfilled from REST.
+* ``status:<stream>`` HASH: ``state`` (pending|live|failed|unsubscribed), ``reason``, ``conn``,
+  ``since`` (ms), ``last_recv`` (ms), ``last_event`` (ms), ``msgs``, ``gaps_found``, ``gaps_filled``,
+  ``reconnects``, ``updated`` (ms).
+* ``book:<SYMBOL>`` STRING JSON ``{"symbol","lastUpdateId","E","asof","bids":[[p,q]..],"asks":[[p,q]..]}``.
+* ``leases`` ZSET: member ``<stream> <holder>``, score = expiry (ms since epoch).
+* ``always_on`` SET of the daemon's configured streams.
+* ``daemon:heartbeat`` STRING JSON (pid, host, started, ts) with TTL ``heartbeat_ttl_s``.
+* ``daemon:stats`` STRING JSON (connections, per-stream rates, lag, reconnects, buffer, dropped).
+* channel ``updates``: payload = newline-joined names that changed (stream names, ``book:<SYMBOL>``).
+* channel ``control``: payload ``reconcile`` (a replica changed leases: reconcile now).
+* ``rl:weight:<epoch minute>`` INT (expires after 2 min), ``rl:ban_until`` / ``rl:retry_until`` (ms).
+* ``cache:<name>`` STRING JSON with its own TTL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION = "v1"
+LEASE_SEP = " "
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builder for one namespace. ``Keys("bnc").latest("btcusdt@trade") == "bnc:v1:latest:btcusdt@trade"``."""
+
+    namespace: str = "bnc"
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.namespace}:{SCHEMA_VERSION}:"
+
+    # --- stream data -------------------------------------------------------------------------------
+    def latest(self, stream: str) -> str:
+        return f"{self.prefix}latest:{stream}"
+
+    def history(self, stream: str) -> str:
+        return f"{self.prefix}hist:{stream}"
+
+    def status(self, stream: str) -> str:
+        return f"{self.prefix}status:{stream}"
+
+    def book(self, symbol: str) -> str:
+        return f"{self.prefix}book:{symbol.upper()}"
+
+    @property
+    def status_pattern(self) -> str:
+        return f"{self.prefix}status:*"
+
+    def stream_from_status_key(self, key: str) -> str:
+        return key[len(self.prefix) + len("status:") :]
+
+    # --- control plane -----------------------------------------------------------------------------
+    @property
+    def leases(self) -> str:
+        return f"{self.prefix}leases"
+
+    @staticmethod
+    def lease_member(stream: str, holder: str) -> str:
+        if LEASE_SEP in holder or LEASE_SEP in stream:
+            raise ValueError("lease holder and stream must not contain spaces")
+        return f"{stream}{LEASE_SEP}{holder}"
+
+    @staticmethod
+    def split_lease_member(member: str) -> tuple[str, str]:
+        stream, _, holder = member.partition(LEASE_SEP)
+        return stream, holder
+
+    @property
+    def always_on(self) -> str:
+        return f"{self.prefix}always_on"
+
+    @property
+    def heartbeat(self) -> str:
+        return f"{self.prefix}daemon:heartbeat"
+
+    @property
+    def daemon_stats(self) -> str:
+        return f"{self.prefix}daemon:stats"
+
+    @property
+    def updates_channel(self) -> str:
+        return f"{self.prefix}updates"
+
+    @property
+    def control_channel(self) -> str:
+        return f"{self.prefix}control"
+
+    # --- REST rate limits and caches ---------------------------------------------------------------
+    def rl_weight(self, epoch_minute: int) -> str:
+        return f"{self.prefix}rl:weight:{epoch_minute}"
+
+    @property
+    def rl_ban_until(self) -> str:
+        return f"{self.prefix}rl:ban_until"
+
+    @property
+    def rl_retry_until(self) -> str:
+        return f"{self.prefix}rl:retry_until"
+
+    @property
+    def rl_clock_offset(self) -> str:
+        return f"{self.prefix}rl:clock_offset"
+
+    def cache(self, name: str) -> str:
+        return f"{self.prefix}cache:{name}"
+
+
+BOOK_UPDATE_PREFIX = "book:"
+CONTROL_RECONCILE = "reconcile"

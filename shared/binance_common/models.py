@@ -1,0 +1,206 @@
+"""Pydantic models of Binance stream payloads, with exact ``Decimal`` prices and quantities.
+
+Field names are readable; aliases are Binance's one-letter keys, so ``Trade.model_validate(payload)`` takes
+the raw frame and ``model_dump(by_alias=False)`` gives readable JSON. Decimals are parsed from Binance's
+strings, so every digit Binance sent is kept (``Decimal("0.00100000")`` stays ``0.00100000``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from .streams import StreamKind, parse_stream
+
+PriceLevel = tuple[Decimal, Decimal]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+
+class Trade(_Event):
+    event_type: Literal["trade"] = Field("trade", alias="e")
+    event_time: int = Field(alias="E")
+    symbol: str = Field(alias="s")
+    trade_id: int = Field(alias="t")
+    price: Decimal = Field(alias="p")
+    quantity: Decimal = Field(alias="q")
+    trade_time: int = Field(alias="T")
+    buyer_is_maker: bool = Field(alias="m")
+    ignore_M: bool | None = Field(None, alias="M")
+
+
+class AggTrade(_Event):
+    event_type: Literal["aggTrade"] = Field("aggTrade", alias="e")
+    event_time: int = Field(alias="E")
+    symbol: str = Field(alias="s")
+    agg_trade_id: int = Field(alias="a")
+    price: Decimal = Field(alias="p")
+    quantity: Decimal = Field(alias="q")
+    first_trade_id: int = Field(alias="f")
+    last_trade_id: int = Field(alias="l")
+    trade_time: int = Field(alias="T")
+    buyer_is_maker: bool = Field(alias="m")
+    ignore_M: bool | None = Field(None, alias="M")
+
+
+class KlineBar(_Event):
+    open_time: int = Field(alias="t")
+    close_time: int = Field(alias="T")
+    symbol: str = Field(alias="s")
+    interval: str = Field(alias="i")
+    first_trade_id: int = Field(alias="f")
+    last_trade_id: int = Field(alias="L")
+    open: Decimal = Field(alias="o")
+    close: Decimal = Field(alias="c")
+    high: Decimal = Field(alias="h")
+    low: Decimal = Field(alias="l")
+    volume: Decimal = Field(alias="v")
+    trades: int = Field(alias="n")
+    closed: bool = Field(alias="x")
+    quote_volume: Decimal = Field(alias="q")
+    taker_buy_base_volume: Decimal = Field(alias="V")
+    taker_buy_quote_volume: Decimal = Field(alias="Q")
+
+
+class Kline(_Event):
+    event_type: Literal["kline"] = Field("kline", alias="e")
+    event_time: int = Field(alias="E")
+    symbol: str = Field(alias="s")
+    kline: KlineBar = Field(alias="k")
+
+
+class MiniTicker(_Event):
+    event_type: Literal["24hrMiniTicker"] = Field("24hrMiniTicker", alias="e")
+    event_time: int = Field(alias="E")
+    symbol: str = Field(alias="s")
+    close: Decimal = Field(alias="c")
+    open: Decimal = Field(alias="o")
+    high: Decimal = Field(alias="h")
+    low: Decimal = Field(alias="l")
+    volume: Decimal = Field(alias="v")
+    quote_volume: Decimal = Field(alias="q")
+
+
+class Ticker24h(_Event):
+    event_type: Literal["24hrTicker"] = Field("24hrTicker", alias="e")
+    event_time: int = Field(alias="E")
+    symbol: str = Field(alias="s")
+    price_change: Decimal = Field(alias="p")
+    price_change_percent: Decimal = Field(alias="P")
+    weighted_avg_price: Decimal = Field(alias="w")
+    prev_close: Decimal = Field(alias="x")
+    last_price: Decimal = Field(alias="c")
+    last_quantity: Decimal = Field(alias="Q")
+    bid_price: Decimal = Field(alias="b")
+    bid_quantity: Decimal = Field(alias="B")
+    ask_price: Decimal = Field(alias="a")
+    ask_quantity: Decimal = Field(alias="A")
+    open: Decimal = Field(alias="o")
+    high: Decimal = Field(alias="h")
+    low: Decimal = Field(alias="l")
+    volume: Decimal = Field(alias="v")
+    quote_volume: Decimal = Field(alias="q")
+    open_time: int = Field(alias="O")
+    close_time: int = Field(alias="C")
+    first_trade_id: int = Field(alias="F")
+    last_trade_id: int = Field(alias="L")
+    trades: int = Field(alias="n")
+
+
+class RollingTicker(_Event):
+    event_type: str = Field(alias="e")  # "1hTicker", "4hTicker", "1dTicker"
+    event_time: int = Field(alias="E")
+    symbol: str = Field(alias="s")
+    price_change: Decimal = Field(alias="p")
+    price_change_percent: Decimal = Field(alias="P")
+    open: Decimal = Field(alias="o")
+    high: Decimal = Field(alias="h")
+    low: Decimal = Field(alias="l")
+    last_price: Decimal = Field(alias="c")
+    weighted_avg_price: Decimal = Field(alias="w")
+    volume: Decimal = Field(alias="v")
+    quote_volume: Decimal = Field(alias="q")
+    open_time: int = Field(alias="O")
+    close_time: int = Field(alias="C")
+    first_trade_id: int = Field(alias="F")
+    last_trade_id: int = Field(alias="L")
+    trades: int = Field(alias="n")
+
+
+class BookTicker(_Event):
+    update_id: int = Field(alias="u")
+    symbol: str = Field(alias="s")
+    bid_price: Decimal = Field(alias="b")
+    bid_quantity: Decimal = Field(alias="B")
+    ask_price: Decimal = Field(alias="a")
+    ask_quantity: Decimal = Field(alias="A")
+
+
+class AvgPrice(_Event):
+    event_type: Literal["avgPrice"] = Field("avgPrice", alias="e")
+    event_time: int = Field(alias="E")
+    symbol: str = Field(alias="s")
+    interval: str = Field(alias="i")
+    price: Decimal = Field(alias="w")
+    last_trade_time: int = Field(alias="T")
+
+
+class PartialDepth(_Event):
+    last_update_id: int = Field(alias="lastUpdateId")
+    bids: list[PriceLevel]
+    asks: list[PriceLevel]
+
+
+class DepthUpdate(_Event):
+    event_type: Literal["depthUpdate"] = Field("depthUpdate", alias="e")
+    event_time: int = Field(alias="E")
+    symbol: str = Field(alias="s")
+    first_update_id: int = Field(alias="U")
+    final_update_id: int = Field(alias="u")
+    bids: list[PriceLevel] = Field(alias="b")
+    asks: list[PriceLevel] = Field(alias="a")
+
+
+_SINGLE: dict[StreamKind, type[_Event]] = {
+    StreamKind.TRADE: Trade,
+    StreamKind.AGG_TRADE: AggTrade,
+    StreamKind.KLINE: Kline,
+    StreamKind.MINI_TICKER: MiniTicker,
+    StreamKind.TICKER: Ticker24h,
+    StreamKind.ROLLING_TICKER: RollingTicker,
+    StreamKind.BOOK_TICKER: BookTicker,
+    StreamKind.AVG_PRICE: AvgPrice,
+    StreamKind.PARTIAL_DEPTH: PartialDepth,
+    StreamKind.DEPTH: DepthUpdate,
+}
+_ARRAY: dict[StreamKind, type[_Event]] = {
+    StreamKind.ALL_MINI_TICKERS: MiniTicker,
+    StreamKind.ALL_ROLLING_TICKERS: RollingTicker,
+}
+
+
+def model_for(stream: str) -> type[_Event]:
+    """The payload model of a stream (for ``!...@arr`` streams: the model of one array element)."""
+    spec = parse_stream(stream)
+    return _SINGLE.get(spec.kind) or _ARRAY[spec.kind]
+
+
+def parse_payload(stream: str, payload: bytes | str | dict[str, Any] | list[Any]) -> _Event | list[_Event]:
+    """Validate a raw payload of ``stream`` into its model (a list of models for array streams)."""
+    data = orjson.loads(payload) if isinstance(payload, bytes | str) else payload
+    spec = parse_stream(stream)
+    if spec.kind in _ARRAY:
+        model = _ARRAY[spec.kind]
+        return [model.model_validate(x) for x in data]
+    return _SINGLE[spec.kind].model_validate(data)
+
+
+def event_time_ms(payload: dict[str, Any]) -> int | None:
+    """The event time ``E`` of a payload, if it has one (bookTicker and partial depth do not)."""
+    e = payload.get("E") if isinstance(payload, dict) else None
+    return e if isinstance(e, int) else None

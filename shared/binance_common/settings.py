@@ -1,0 +1,155 @@
+"""Settings for both processes: environment variables prefixed ``BINANCE_MCP_`` plus an optional TOML file.
+
+Precedence (highest first): keyword arguments, environment, ``.env``-less TOML file named by
+``BINANCE_MCP_CONFIG``, defaults. Secrets (API key and secret) come from the environment or from files
+named by ``*_FILE`` variables; they are never accepted as tool arguments and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CsvList = Annotated[list[str], NoDecode]
+
+ENV_PREFIX = "BINANCE_MCP_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
+
+PRODUCTION_REST = "https://api.binance.com"
+PRODUCTION_WS = "wss://stream.binance.com:9443"
+
+
+class Settings(BaseSettings):
+    """Every knob of both processes. Units are in the field names or descriptions."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        validate_default=True,
+        populate_by_name=True,
+    )
+
+    # --- Binance endpoints -------------------------------------------------------------------------
+    rest_base_url: str = Field(PRODUCTION_REST, description="Binance REST base URL (no trailing slash).")
+    ws_base_url: str = Field(PRODUCTION_WS, description="Binance WebSocket streams base URL.")
+    proxy: str | None = Field(
+        None, description="HTTP(S) or SOCKS5 proxy URL for REST, e.g. socks5://127.0.0.1:1080."
+    )
+    ws_proxy: str | None = Field(
+        None, description="Proxy URL for WebSockets (daemon); defaults to `proxy` when unset."
+    )
+    rest_timeout_s: float = Field(10.0, gt=0, le=120, description="Total timeout of one REST call, s.")
+    rest_max_weight_per_minute: int = Field(
+        6000, gt=0, description="REQUEST_WEIGHT limit per minute per IP (Binance's exchangeInfo value)."
+    )
+    rest_weight_headroom: float = Field(
+        0.9, gt=0, le=1, description="Fraction of the weight limit the governor lets callers use."
+    )
+    api_key: SecretStr | None = Field(None, description="Binance API key (env or *_FILE only).")
+    api_secret: SecretStr | None = Field(None, description="Binance API secret (env or *_FILE only).")
+
+    # --- Redis ---------------------------------------------------------------------------------------
+    redis_url: str | None = Field(
+        None, description="redis:// URL. Unset: embedded mode (in-process feed over an in-memory Redis)."
+    )
+    namespace: str = Field("bnc", pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="Redis key prefix.")
+
+    # --- Daemon --------------------------------------------------------------------------------------
+    streams: CsvList = Field(default_factory=list, description="Always-on streams of the daemon.")
+    order_book_symbols: CsvList = Field(
+        default_factory=list, description="Symbols for which the daemon keeps a local order book."
+    )
+    order_book_top_n: int = Field(50, ge=1, le=5000, description="Levels a side written to Redis.")
+    history_maxlen: int = Field(10_000, ge=10, le=10_000_000, description="Approx. cap of each Redis Stream.")
+    max_streams_per_connection: int = Field(200, ge=1, le=1024)
+    connection_lifetime_s: float = Field(
+        23 * 3600.0, gt=0, description="Rotate a connection after this long (Binance closes at 24 h)."
+    )
+    stale_after_s: float = Field(
+        60.0, gt=0, description="Watchdog: reconnect a connection whose live streams sent nothing this long."
+    )
+    reconnect_max_delay_s: float = Field(30.0, gt=0)
+    heartbeat_ttl_s: float = Field(15.0, gt=0)
+    lease_ttl_s: float = Field(60.0, ge=1, description="Lease lifetime an MCP replica writes; renewed at 1/3.")
+    unsubscribe_grace_s: float = Field(30.0, ge=0, description="Keep an unwanted stream this long.")
+    redis_buffer_max: int = Field(200_000, ge=1000, description="Messages held while Redis is down.")
+    metrics_port: int | None = Field(None, description="Prometheus metrics port (off when unset).")
+
+    # --- MCP front end -------------------------------------------------------------------------------
+    http_host: str = Field("127.0.0.1", description="Bind address of the HTTP transport.")
+    http_port: int = Field(8765, ge=0, le=65535)
+    auth_token: SecretStr | None = Field(None, description="Bearer token for the HTTP transport.")
+    allowed_hosts: CsvList = Field(default_factory=list, description="Extra Host headers to accept.")
+    exchange_info_ttl_s: float = Field(300.0, ge=0, description="Shared exchangeInfo cache lifetime.")
+
+    @field_validator("rest_base_url", "ws_base_url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if v.split("://", 1)[0] not in {"http", "https", "ws", "wss"}:
+            raise ValueError(f"URL must start with http(s):// or ws(s)://, got {v!r}")
+        return v
+
+    @field_validator("streams", "order_book_symbols", "allowed_hosts", mode="before")
+    @classmethod
+    def _split_csv(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().startswith("["):
+            import json
+
+            return json.loads(v)
+        if isinstance(v, str):
+            return [p.strip() for p in v.replace(";", ",").split(",") if p.strip()]
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        """Read ``BINANCE_MCP_API_KEY_FILE`` style variables (Docker/systemd credentials)."""
+        if not isinstance(data, dict):
+            return data
+        for name in ("api_key", "api_secret", "auth_token"):
+            path = os.environ.get(f"{ENV_PREFIX}{name.upper()}_FILE")
+            if path and not data.get(name):
+                data[name] = Path(path).read_text().strip()
+        return data
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(CONFIG_ENV)
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis URL is configured: run the feed in-process over fakeredis."""
+        return not self.redis_url
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings safe to log or show: secrets masked, credentials in URLs removed."""
+        out = self.model_dump()
+        for k in ("api_key", "api_secret", "auth_token"):
+            out[k] = "***" if out.get(k) else None
+        for k in ("redis_url", "proxy", "ws_proxy"):
+            if out.get(k) and "@" in out[k]:
+                scheme, rest = out[k].split("://", 1)
+                out[k] = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return out

@@ -1,0 +1,207 @@
+"""The Binance stream-name grammar: parse, validate and build every market stream name.
+
+Pure functions, no I/O. A name that does not parse raises :class:`StreamNameError` whose message lists
+what is allowed, so a tool can hand it straight to the agent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+KLINE_INTERVALS: tuple[str, ...] = (
+    "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M",
+)
+TICKER_WINDOWS: tuple[str, ...] = ("1h", "4h", "1d")
+DEPTH_LEVELS: tuple[int, ...] = (5, 10, 20)
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9\-_.]{1,20}$")
+_LOWER_SYMBOL_RE = re.compile(r"^[a-z0-9\-_.]{1,20}$")
+_TZ_RE = re.compile(r"^[+-](?:0\d|1[0-4]):[0-5]\d$")
+
+
+class StreamKind(StrEnum):
+    TRADE = "trade"
+    AGG_TRADE = "aggTrade"
+    KLINE = "kline"
+    MINI_TICKER = "miniTicker"
+    ALL_MINI_TICKERS = "!miniTicker@arr"
+    TICKER = "ticker"
+    ROLLING_TICKER = "rollingTicker"
+    ALL_ROLLING_TICKERS = "!ticker_window@arr"
+    BOOK_TICKER = "bookTicker"
+    AVG_PRICE = "avgPrice"
+    PARTIAL_DEPTH = "partialDepth"
+    DEPTH = "depth"
+
+
+ALLOWED_FORMS = (
+    "<symbol>@trade, <symbol>@aggTrade, <symbol>@kline_<interval>[@+HH:MM], <symbol>@miniTicker, "
+    "!miniTicker@arr, <symbol>@ticker, <symbol>@ticker_<1h|4h|1d>, !ticker_<1h|4h|1d>@arr, "
+    "<symbol>@bookTicker, <symbol>@avgPrice, <symbol>@depth<5|10|20>[@100ms], <symbol>@depth[@100ms]; "
+    "symbols are lowercase (e.g. btcusdt); intervals: " + " ".join(KLINE_INTERVALS)
+)
+
+
+class StreamNameError(ValueError):
+    """A stream name, symbol or interval that Binance does not offer."""
+
+
+class SymbolError(ValueError):
+    """A malformed trading-pair symbol."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """One parsed stream name. ``name`` is the canonical (Binance) spelling."""
+
+    name: str
+    kind: StreamKind
+    symbol: str | None = None  # upper-case, e.g. BTCUSDT; None for !...@arr streams
+    interval: str | None = None  # kline interval
+    timezone: str | None = None  # kline "+08:00"
+    window: str | None = None  # rolling ticker window
+    levels: int | None = None  # partial depth levels
+    speed_ms: int | None = None  # depth update speed, 100 or 1000
+
+    @property
+    def sequenced(self) -> bool:
+        """Whether payloads carry ids that must be contiguous (trade t, aggTrade a, depth U/u)."""
+        return self.kind in (StreamKind.TRADE, StreamKind.AGG_TRADE, StreamKind.DEPTH)
+
+
+def normalize_symbol(symbol: str) -> str:
+    """Upper-case a symbol and check its form (letters, digits, - _ . ; 1-20 chars)."""
+    if not isinstance(symbol, str):
+        raise SymbolError("symbol must be a string such as BTCUSDT")
+    s = symbol.strip().upper()
+    if not SYMBOL_RE.match(s):
+        raise SymbolError(
+            f"invalid symbol {symbol!r}: use the pair's letters and digits without separators, "
+            "e.g. BTCUSDT (1-20 characters: A-Z 0-9 - _ .)"
+        )
+    return s
+
+
+def _bad(name: str, why: str) -> StreamNameError:
+    return StreamNameError(f"invalid stream {name!r}: {why}. Allowed forms: {ALLOWED_FORMS}")
+
+
+def parse_stream(name: str) -> StreamSpec:
+    """Parse a stream name such as ``btcusdt@kline_1m`` into a :class:`StreamSpec`."""
+    if not isinstance(name, str) or not name or len(name) > 64:
+        raise _bad(str(name)[:80], "expected a non-empty name of at most 64 characters")
+    if name == "!miniTicker@arr":
+        return StreamSpec(name, StreamKind.ALL_MINI_TICKERS)
+    if name.startswith("!ticker_") and name.endswith("@arr"):
+        window = name[len("!ticker_") : -len("@arr")]
+        if window not in TICKER_WINDOWS:
+            raise _bad(name, f"rolling window must be one of {', '.join(TICKER_WINDOWS)}")
+        return StreamSpec(name, StreamKind.ALL_ROLLING_TICKERS, window=window)
+    if name == "!ticker@arr":
+        raise _bad(name, "!ticker@arr was retired by Binance in 2026; use !miniTicker@arr")
+    sym, sep, rest = name.partition("@")
+    if not sep or not rest:
+        raise _bad(name, "expected <symbol>@<type>")
+    if not _LOWER_SYMBOL_RE.match(sym):
+        raise _bad(name, f"symbol part {sym!r} must be lowercase letters/digits, e.g. btcusdt")
+    symbol = sym.upper()
+    if rest == "trade":
+        return StreamSpec(name, StreamKind.TRADE, symbol)
+    if rest == "aggTrade":
+        return StreamSpec(name, StreamKind.AGG_TRADE, symbol)
+    if rest == "miniTicker":
+        return StreamSpec(name, StreamKind.MINI_TICKER, symbol)
+    if rest == "ticker":
+        return StreamSpec(name, StreamKind.TICKER, symbol)
+    if rest == "bookTicker":
+        return StreamSpec(name, StreamKind.BOOK_TICKER, symbol)
+    if rest == "avgPrice":
+        return StreamSpec(name, StreamKind.AVG_PRICE, symbol)
+    if rest.startswith("kline_"):
+        body = rest[len("kline_") :]
+        interval, _, tz = body.partition("@")
+        if interval not in KLINE_INTERVALS:
+            raise _bad(name, f"kline interval {interval!r} is not one of {' '.join(KLINE_INTERVALS)}")
+        if tz and not _TZ_RE.match(tz):
+            raise _bad(name, f"kline timezone {tz!r} must look like +08:00 or -05:00")
+        return StreamSpec(name, StreamKind.KLINE, symbol, interval=interval, timezone=tz or None)
+    if rest.startswith("ticker_"):
+        window = rest[len("ticker_") :]
+        if window not in TICKER_WINDOWS:
+            raise _bad(name, f"rolling window must be one of {', '.join(TICKER_WINDOWS)}")
+        return StreamSpec(name, StreamKind.ROLLING_TICKER, symbol, window=window)
+    if rest.startswith("depth"):
+        body = rest[len("depth") :]
+        levels_s, _, speed = body.partition("@")
+        if speed not in ("", "100ms"):
+            raise _bad(name, "depth speed must be @100ms or omitted (1000 ms)")
+        speed_ms = 100 if speed == "100ms" else 1000
+        if levels_s == "":
+            return StreamSpec(name, StreamKind.DEPTH, symbol, speed_ms=speed_ms)
+        if not levels_s.isdigit() or int(levels_s) not in DEPTH_LEVELS:
+            raise _bad(name, "partial depth levels must be 5, 10 or 20")
+        return StreamSpec(name, StreamKind.PARTIAL_DEPTH, symbol, levels=int(levels_s), speed_ms=speed_ms)
+    raise _bad(name, f"unknown stream type {rest!r}")
+
+
+def validate_stream(name: str) -> str:
+    """Return the canonical name or raise :class:`StreamNameError`."""
+    return parse_stream(name).name
+
+
+def build_stream(
+    kind: str,
+    symbol: str | None = None,
+    *,
+    interval: str | None = None,
+    levels: int | None = None,
+    speed_ms: int | None = None,
+    window: str | None = None,
+    timezone: str | None = None,
+) -> str:
+    """Build a canonical stream name from parts; raises the same errors as :func:`parse_stream`.
+
+    ``kind`` is one of: trade, aggTrade, kline, miniTicker, ticker, rollingTicker, bookTicker, avgPrice,
+    depth (diffs; with ``levels`` 5/10/20 a partial book), allMiniTickers, allRollingTickers.
+    """
+    k = kind.strip()
+    low = k.lower()
+    if low in ("allminitickers", "!miniticker@arr"):
+        return parse_stream("!miniTicker@arr").name
+    if low in ("allrollingtickers",):
+        return parse_stream(f"!ticker_{window or ''}@arr").name
+    if symbol is None:
+        raise StreamNameError(f"stream kind {kind!r} needs a symbol, e.g. BTCUSDT")
+    sym = normalize_symbol(symbol).lower()
+    suffix = {
+        "trade": "trade",
+        "aggtrade": "aggTrade",
+        "miniticker": "miniTicker",
+        "ticker": "ticker",
+        "bookticker": "bookTicker",
+        "avgprice": "avgPrice",
+    }.get(low)
+    if suffix:
+        name = f"{sym}@{suffix}"
+    elif low == "kline":
+        name = f"{sym}@kline_{interval or ''}" + (f"@{timezone}" if timezone else "")
+    elif low in ("rollingticker", "ticker_window"):
+        name = f"{sym}@ticker_{window or ''}"
+    elif low in ("depth", "partialdepth"):
+        speed = "" if speed_ms in (None, 1000) else f"@{speed_ms}ms"
+        name = f"{sym}@depth{levels or ''}{speed}"
+    else:
+        raise StreamNameError(
+            f"unknown stream kind {kind!r}; allowed: trade, aggTrade, kline, miniTicker, ticker, "
+            "rollingTicker, bookTicker, avgPrice, depth, allMiniTickers, allRollingTickers"
+        )
+    return parse_stream(name).name
+
+
+def stream_symbol(name: str) -> str | None:
+    """Upper-case symbol of a stream name, or None for all-market streams (cheap, no validation)."""
+    if name.startswith("!"):
+        return None
+    return name.partition("@")[0].upper()

@@ -1,0 +1,63 @@
+"""Request weights of the public REST endpoints (binance-facts.md, rest-api.md). Pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _depth_weight(limit: int) -> int:
+    if limit <= 100:
+        return 5
+    if limit <= 500:
+        return 25
+    if limit <= 1000:
+        return 50
+    return 250
+
+
+def _count_symbols(params: Mapping[str, Any]) -> int | None:
+    """Number of symbols named by ``symbol``/``symbols`` params, None for 'all symbols'."""
+    if params.get("symbol"):
+        return 1
+    syms = params.get("symbols")
+    if syms:
+        if isinstance(syms, str):
+            return max(1, syms.count(",") + 1)
+        return len(syms)
+    return None
+
+
+def _ticker_24hr(n: int | None) -> int:
+    if n is None:
+        return 80
+    if n <= 20:
+        return 2
+    if n <= 100:
+        return 40
+    return 80
+
+
+def request_weight(path: str, params: Mapping[str, Any] | None = None) -> int:
+    """Weight of one GET ``path`` (e.g. ``/api/v3/depth``) with ``params``."""
+    p = params or {}
+    n = _count_symbols(p)
+    if path == "/api/v3/depth":
+        return _depth_weight(int(p.get("limit", 100)))
+    if path in ("/api/v3/ping", "/api/v3/time"):
+        return 1
+    if path == "/api/v3/exchangeInfo":
+        return 20
+    if path in ("/api/v3/trades", "/api/v3/historicalTrades"):
+        return 25
+    if path == "/api/v3/aggTrades":
+        return 4
+    if path in ("/api/v3/klines", "/api/v3/uiKlines", "/api/v3/avgPrice"):
+        return 2
+    if path == "/api/v3/ticker/24hr":
+        return _ticker_24hr(n)
+    if path in ("/api/v3/ticker/tradingDay", "/api/v3/ticker"):
+        return 4 * (n or 1) if (n or 1) <= 50 else 200
+    if path in ("/api/v3/ticker/price", "/api/v3/ticker/bookTicker"):
+        return 2 if n == 1 else 4
+    return 1
