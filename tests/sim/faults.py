@@ -1,0 +1,140 @@
+"""Fault injection, controlled by a test in-process (``sim.faults.X(...)``) or over HTTP (POST /_sim/X)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from .ws import send_server_shutdown
+
+if TYPE_CHECKING:
+    from .server import BinanceSim
+
+
+class Faults:
+    ACTIONS = ("drop_connections", "close_connections", "stall", "malformed", "drop_trades", "skip_ids",
+               "drop_depth", "server_shutdown", "rest_fault", "reject_handshakes_next", "pause", "resume",
+               "clear", "stats", "subscriptions")
+
+    def __init__(self, sim: BinanceSim) -> None:
+        self.sim = sim
+        self.stall_until = 0.0
+        self.reject_handshakes = 0
+        self.rest_faults: list[dict[str, Any]] = []
+
+    async def call(self, action: str, args: dict[str, Any]) -> Any:
+        if action not in self.ACTIONS:
+            raise KeyError(f"unknown fault {action!r}; one of {', '.join(self.ACTIONS)}")
+        result = getattr(self, action)(**args)
+        if hasattr(result, "__await__"):
+            result = await result
+        return result
+
+    # --- WebSocket -----------------------------------------------------------------------------------
+    def drop_connections(self, conn_id: int | None = None) -> int:
+        """Abort TCP connections (no close frame). Returns how many."""
+        n = 0
+        for c in list(self.sim.connections):
+            if conn_id is None or c.id == conn_id:
+                c.abort()
+                n += 1
+        return n
+
+    async def close_connections(self, code: int = 1000, reason: str = "", conn_id: int | None = None) -> int:
+        n = 0
+        for c in list(self.sim.connections):
+            if conn_id is None or c.id == conn_id:
+                await c.ws.close(code, reason)
+                n += 1
+        return n
+
+    def stall(self, seconds: float) -> None:
+        """Stop sending data frames for ``seconds`` (connections stay open; pings continue)."""
+        self.stall_until = time.monotonic() + seconds
+        for c in self.sim.connections:
+            c.wake.set()
+
+    def malformed(self, kind: str = "invalid_json", stream: str | None = None) -> int:
+        """Send one malformed frame on every connection: invalid_json, truncated, binary, wrong_types."""
+        frames: dict[str, bytes | str] = {
+            "invalid_json": b"{not json",
+            "truncated": b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTC',
+            "wrong_types": b'{"stream":"%s","data":{"e":"trade","E":"x","s":5,"t":"abc","p":1.5,"q":null}}'
+            % (stream or "btcusdt@trade").encode(),
+            "unknown_stream": b'{"stream":"nosuch@trade","data":{}}',
+            "not_object": b"[1,2,3]",
+        }
+        n = 0
+        for c in list(self.sim.connections):
+            if kind == "binary":
+                c.out.append(_Binary(b"\x00\x01\x02"))
+            else:
+                c.out.append(frames[kind])
+            c.wake.set()
+            n += 1
+        return n
+
+    def drop_trades(self, symbol: str, count: int) -> None:
+        """The next ``count`` trades (and their aggTrades) of ``symbol`` are never sent on WebSockets (they are
+        in REST history): a gap a client must detect and backfill."""
+        self.sim.hub.drop_ws_trades[symbol.upper()] += count
+
+    def skip_ids(self, symbol: str, count: int) -> None:
+        """Trade/aggTrade ids jump by ``count`` (ids that exist nowhere)."""
+        self.sim.markets[symbol.upper()].skip_trade_ids(count)
+
+    def drop_depth(self, symbol: str, count: int = 1) -> None:
+        """Lose the next ``count`` @100ms depth diffs of ``symbol``: the next diff's U skips ahead."""
+        self.sim.hub.drop_depth[symbol.upper()] += count
+
+    async def server_shutdown(self, close: bool = True) -> int:
+        n = 0
+        for c in list(self.sim.connections):
+            await send_server_shutdown(c)
+            if close:
+                await c.ws.close(1001, "Server shutdown")
+            n += 1
+        return n
+
+    def reject_handshakes_next(self, count: int) -> None:
+        self.reject_handshakes += count
+
+    def pause(self) -> None:
+        self.sim.hub.paused = True
+
+    def resume(self) -> None:
+        self.sim.hub.paused = False
+
+    # --- REST ----------------------------------------------------------------------------------------
+    def rest_fault(self, status: int = 0, count: int = 1, path: str | None = None, retry_after: int = 5,
+                   delay: float = 0.0) -> None:
+        """Answer the next ``count`` REST requests (to ``path``, e.g. "depth", if given) with ``status``
+        (429/418 with Retry-After, 451 geo block, 5xx) and/or after ``delay`` seconds."""
+        for _ in range(count):
+            self.rest_faults.append({"status": status, "path": path, "retry_after": retry_after, "delay": delay})
+
+    def take_rest_fault(self, path: str) -> dict[str, Any] | None:
+        for i, f in enumerate(self.rest_faults):
+            if f["path"] is None or f["path"] == path:
+                return self.rest_faults.pop(i)
+        return None
+
+    def clear(self) -> None:
+        self.stall_until = 0.0
+        self.reject_handshakes = 0
+        self.rest_faults.clear()
+        self.sim.hub.drop_ws_trades.clear()
+        self.sim.hub.drop_depth.clear()
+        self.sim.hub.paused = False
+        self.sim.rest.retry_until.clear()
+        self.sim.rest.ban_until.clear()
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.sim.stats)
+
+    def subscriptions(self) -> dict[int, list[str]]:
+        return {c.id: list(c.streams) for c in self.sim.connections}
+
+
+class _Binary(bytes):
+    """A frame to send as a binary WebSocket message."""
