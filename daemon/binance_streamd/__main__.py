@@ -1,0 +1,3 @@
+from binance_streamd.cli import main
+
+main()

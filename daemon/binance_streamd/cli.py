@@ -1,0 +1,133 @@
+"""The ``binance-streamd`` command: run the daemon, show its status, or check its health (exit 0/1)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+import orjson
+import typer
+from binance_common.keys import Keys
+from binance_common.redis_conn import make_redis
+from binance_common.settings import Settings
+
+app = typer.Typer(add_completion=False, help="Binance WebSocket feed daemon writing into Redis.")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {"ts": round(record.created, 3), "level": record.levelname.lower(),
+                               "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def _logging(level: str, fmt: str) -> None:
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(_JsonFormatter() if fmt == "json" else
+                   logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [h]
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+
+
+async def _run(settings: Settings) -> None:
+    from . import systemd
+    from .service import StreamDaemon
+
+    if settings.embedded:
+        raise typer.BadParameter("binance-streamd needs BINANCE_MCP_REDIS_URL (it writes to a shared Redis)")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    daemon = StreamDaemon(settings)
+    await daemon.start()
+    metrics = None
+    if settings.metrics_port:
+        from .metrics import serve_metrics
+
+        metrics = await serve_metrics(daemon, settings.metrics_port)
+    logging.getLogger(__name__).info("binance-streamd started: %s", settings.redacted())
+    systemd.notify("READY=1")
+    try:
+        await stop.wait()
+    finally:
+        systemd.notify("STOPPING=1")
+        if metrics is not None:
+            metrics.close()
+        await daemon.stop()
+
+
+@app.command()
+def run(log_level: str = typer.Option("INFO"), log_format: str = typer.Option("json", help="json or text")) -> None:
+    """Run the feed (SIGTERM: stop reading, flush, delete heartbeat, close)."""
+    _logging(log_level, log_format)
+    asyncio.run(_run(Settings()))
+
+
+async def _read(settings: Settings) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, dict[str, str]]]:
+    keys = Keys(settings.namespace)
+    r = make_redis(settings, decode_responses=True)
+    try:
+        hb_raw = await r.get(keys.heartbeat)
+        stats_raw = await r.get(keys.daemon_stats)
+        statuses: dict[str, dict[str, str]] = {}
+        async for key in r.scan_iter(match=keys.status_pattern, count=500):
+            statuses[keys.stream_from_status_key(key)] = await r.hgetall(key)
+    finally:
+        await r.aclose()
+    return (orjson.loads(hb_raw) if hb_raw else None, orjson.loads(stats_raw) if stats_raw else None, statuses)
+
+
+@app.command()
+def status() -> None:
+    """Readable table: connections, streams, message rates, lag, gaps, reconnects."""
+    settings = Settings()
+    hb, stats, statuses = asyncio.run(_read(settings))
+    now = int(time.time() * 1000)
+    if hb:
+        typer.echo(f"daemon: pid {hb['pid']} on {hb['host']}, up {(now - hb['started']) / 1000:.0f} s, "
+                   f"heartbeat {(now - hb['ts']) / 1000:.1f} s ago")
+    else:
+        typer.echo("daemon: NOT RUNNING (no heartbeat)")
+    if stats:
+        w = stats.get("writer", {})
+        typer.echo(f"writer: {w.get('strategy')} written={w.get('written')} buffered={w.get('buffered')} "
+                   f"dropped={w.get('dropped')} redis_ok={w.get('redis_ok')}  malformed={stats.get('malformed')}")
+        typer.echo(f"{'conn':>5} {'streams':>7} {'age s':>8} {'frames':>9} {'reconn':>6} {'rotat':>5} up")
+        for c in stats.get("connections", []):
+            typer.echo(f"{c['conn'] or '-':>5} {c['streams']:>7} {c['age_s']:>8} {c['frames']:>9} "
+                       f"{c['reconnects']:>6} {c['rotations']:>5} {'yes' if c['up'] else 'NO'}")
+    typer.echo(f"{'stream':<32} {'state':<12} {'msg/s':>7} {'lag ms':>8} {'gaps':>5} {'filled':>6} {'reconn':>6} reason")
+    for name in sorted(statuses):
+        st = statuses[name]
+        last = int(st.get("last_recv") or 0)
+        lag = str(now - last) if last else "-"
+        typer.echo(f"{name:<32} {st.get('state', '?'):<12} {st.get('rate', '0'):>7} {lag:>8} "
+                   f"{st.get('gaps_found', '0'):>5} {st.get('gaps_filled', '0'):>6} {st.get('reconnects', '0'):>6} "
+                   f"{st.get('reason', '')}")
+
+
+@app.command()
+def check() -> None:
+    """Exit 0 when the daemon's heartbeat is fresh, 1 otherwise (for health checks)."""
+    try:
+        hb, _, _ = asyncio.run(_read(Settings()))
+    except Exception as e:
+        typer.echo(f"unhealthy: {type(e).__name__}: {e}", err=True)
+        raise typer.Exit(1) from None
+    if not hb:
+        typer.echo("unhealthy: no heartbeat", err=True)
+        raise typer.Exit(1)
+    typer.echo("healthy")
+
+
+def main() -> None:
+    app()

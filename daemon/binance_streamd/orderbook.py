@@ -1,0 +1,597 @@
+"""Local order books kept from diff-depth streams, following Binance's official procedure.
+
+Three layers, from pure to I/O:
+
+- :class:`LocalBook`: one symbol's book. Levels are keyed by ``Decimal(price)`` (so ``"0.10"`` and
+  ``"0.1000"`` are one level and ordering is numeric) while the strings Binance sent are kept verbatim and
+  emitted unchanged.
+- :class:`BookSync`: the state machine of the official procedure for one symbol (buffer diffs, ask for a
+  snapshot, re-fetch a snapshot older than the first buffered diff, drop stale diffs, validate the first
+  kept diff, go live, restart on a gap). No I/O: it returns what the caller must do.
+- :class:`BookManager`: the asyncio driver for many symbols: fetches snapshots in tasks (one symbol never
+  blocks another), resyncs only the symbol that had a gap, and publishes throttled JSON through a callback.
+
+The official procedure (binance-facts.md, web-socket-streams.md) and where this code follows it:
+
+1. buffer diffs, note the first ``U``                                  -> :meth:`BookSync.on_diff`
+2. GET depth; if ``lastUpdateId`` < first ``U``, fetch again            -> :meth:`BookSync.on_snapshot`
+   (precisely: if ``lastUpdateId + 1`` < first ``U``; a snapshot ending right before the first buffered
+   diff, ``lastUpdateId == U - 1``, misses nothing and is used rather than paid for again)
+3. drop buffered diffs with ``u <= lastUpdateId``; the first kept diff must contain ``lastUpdateId + 1``
+   (``U <= lastUpdateId + 1 <= u``; the docs word it "lastUpdateId within [U;u]", which read literally
+   would refuse the common exact continuation ``U == lastUpdateId + 1``, present in the real recording)
+4. book := snapshot, book id := ``lastUpdateId``                        -> :meth:`LocalBook.apply_snapshot`
+5. per diff: ``u`` < book id ignore; ``U`` > book id + 1 gap, restart; else apply, book id := ``u``
+                                                                         -> :meth:`LocalBook.apply_diff`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+import orjson
+from binance_common.errors import RateLimitedError
+from binance_common.timeutil import now_ms
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BookGap", "BookManager", "BookSync", "LocalBook", "SyncResult"]
+
+
+class BookGap(Exception):
+    """A diff does not follow the book: updates ``expected .. got - 1`` were missed."""
+
+    def __init__(self, symbol: str, expected: int, got: int) -> None:
+        super().__init__(f"{symbol}: depth diff starts at U={got}, expected <= {expected}; missed updates")
+        self.symbol = symbol
+        self.expected = expected
+        self.got = got
+
+
+def _level(price: Any, qty: Any) -> tuple[Decimal, str, str, bool]:
+    """Parse one ``[price, qty]`` pair: (price key, price string, qty string, qty is zero)."""
+    p = price if isinstance(price, str) else str(price)
+    q = qty if isinstance(qty, str) else str(qty)
+    try:
+        key = Decimal(p)
+        zero = Decimal(q).is_zero()
+    except InvalidOperation as e:
+        raise ValueError(f"bad price level [{p!r}, {q!r}]") from e
+    if not key.is_finite():
+        raise ValueError(f"bad price level [{p!r}, {q!r}]")
+    return key, p, q, zero
+
+
+class _Side:
+    """One side of a book: levels by price key plus the keys kept sorted best-first."""
+
+    __slots__ = ("_keys", "_levels", "_sign")
+
+    def __init__(self, descending: bool) -> None:
+        self._sign = -1 if descending else 1
+        self._levels: dict[Decimal, tuple[str, str]] = {}
+        self._keys: list[Decimal] = []  # sign * price, ascending = best first
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def clear(self) -> None:
+        self._levels.clear()
+        self._keys.clear()
+
+    def set(self, key: Decimal, p: str, q: str, zero: bool) -> None:
+        k = -key if self._sign < 0 else key
+        levels = self._levels
+        if zero:
+            if k in levels:
+                del levels[k]
+                del self._keys[bisect_left(self._keys, k)]
+            return
+        if k not in levels:
+            insort(self._keys, k)
+        levels[k] = (p, q)
+
+    def top(self, n: int | None) -> list[list[str]]:
+        keys = self._keys if n is None else self._keys[:n]
+        levels = self._levels
+        return [list(levels[k]) for k in keys]
+
+
+class LocalBook:
+    """The order book of one symbol. Pure; call :meth:`apply_snapshot` before any :meth:`apply_diff`.
+
+    Attributes: ``symbol`` (upper-case), ``last_update_id`` (book id; -1 before a snapshot),
+    ``last_event_time`` (``E`` of the last applied diff, ``None`` right after a snapshot).
+    """
+
+    __slots__ = ("_asks", "_bids", "has_snapshot", "last_event_time", "last_update_id", "symbol")
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol.upper()
+        self.last_update_id: int = -1
+        self.last_event_time: int | None = None
+        self.has_snapshot = False
+        self._bids = _Side(descending=True)
+        self._asks = _Side(descending=False)
+
+    def apply_snapshot(
+        self, last_update_id: int, bids: Iterable[Sequence[Any]], asks: Iterable[Sequence[Any]]
+    ) -> None:
+        """Replace the whole book with a REST snapshot (``[[price, qty], ...]`` per side)."""
+        parsed_b = [_level(lv[0], lv[1]) for lv in bids]
+        parsed_a = [_level(lv[0], lv[1]) for lv in asks]
+        self._bids.clear()
+        self._asks.clear()
+        for lv in parsed_b:
+            self._bids.set(*lv)
+        for lv in parsed_a:
+            self._asks.set(*lv)
+        self.last_update_id = int(last_update_id)
+        self.last_event_time = None
+        self.has_snapshot = True
+
+    def apply_diff(self, payload: dict[str, Any]) -> bool:
+        """Apply one ``depthUpdate`` payload by the official rules.
+
+        Returns False (book untouched) when ``u`` < book id; raises :class:`BookGap` when ``U`` > book id + 1;
+        otherwise sets every level (any zero quantity, ``"0"`` or ``"0.00000000"``, removes it), sets the
+        book id to ``u`` and returns True. A malformed level raises ``ValueError`` before anything changes.
+        """
+        if not self.has_snapshot:
+            raise RuntimeError(f"{self.symbol}: apply_snapshot must come before apply_diff")
+        first: int = payload["U"]
+        final: int = payload["u"]
+        book_id = self.last_update_id
+        if final < book_id:
+            return False
+        if first > book_id + 1:
+            raise BookGap(self.symbol, book_id + 1, first)
+        parsed_b = [_level(lv[0], lv[1]) for lv in payload["b"]]
+        parsed_a = [_level(lv[0], lv[1]) for lv in payload["a"]]
+        for lv in parsed_b:
+            self._bids.set(*lv)
+        for lv in parsed_a:
+            self._asks.set(*lv)
+        self.last_update_id = final
+        e = payload.get("E")
+        if isinstance(e, int):
+            self.last_event_time = e
+        return True
+
+    def top(self, n: int | None = None) -> tuple[list[list[str]], list[list[str]]]:
+        """``(bids, asks)``: the best ``n`` levels a side (all when ``None``) as ``[price, qty]`` strings,
+        bids descending and asks ascending by price."""
+        return self._bids.top(n), self._asks.top(n)
+
+    def depth(self) -> tuple[int, int]:
+        """Number of (bid, ask) levels held."""
+        return len(self._bids), len(self._asks)
+
+    def to_dict(self, n: int | None, recv_ms: int | None) -> dict[str, Any]:
+        bids, asks = self.top(n)
+        return {
+            "symbol": self.symbol,
+            "lastUpdateId": self.last_update_id,
+            "E": self.last_event_time,
+            "asof": recv_ms,
+            "bids": bids,
+            "asks": asks,
+        }
+
+    def to_json(self, n: int | None, recv_ms: int | None) -> bytes:
+        """The ``book:<SYMBOL>`` value (keys.py): ``{"symbol","lastUpdateId","E","asof","bids","asks"}``.
+
+        ``n`` levels a side (all when ``None``); ``asof`` = ``recv_ms``, the local receive time (ms since
+        epoch) of the newest data in the book; ``E`` is ``null`` until a diff has been applied.
+        """
+        return orjson.dumps(self.to_dict(n, recv_ms))
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What the caller of :class:`BookSync` must do next.
+
+    ``fetch_snapshot``: request a depth snapshot and hand it to :meth:`BookSync.on_snapshot`.
+    ``changed``: the live book changed; publish it. ``gap``: a gap was found and the book was discarded.
+    """
+
+    fetch_snapshot: bool = False
+    changed: bool = False
+    gap: bool = False
+
+
+_NOTHING = SyncResult()
+_CHANGED = SyncResult(changed=True)
+
+
+class BookSync:
+    """The official sync procedure for one symbol, as a pure state machine.
+
+    Feed every diff to :meth:`on_diff` and every snapshot to :meth:`on_snapshot`; act on the returned
+    :class:`SyncResult`. ``state`` is ``"syncing"`` (no usable book: waiting for the first diff or for a
+    snapshot) or ``"live"``. While syncing, at most ``max_buffer`` diffs are kept (the oldest are dropped,
+    which moves the first buffered ``U`` forward: an older snapshot is then simply fetched again).
+
+    Counters: ``gaps`` (gaps found, in the live book or inside the buffer), ``resyncs`` (times a live book was
+    discarded), ``snapshots`` (snapshots received), ``stale_snapshots`` (snapshots older than the first
+    buffered diff, fetched again).
+    """
+
+    def __init__(self, symbol: str, *, max_buffer: int = 10_000) -> None:
+        if max_buffer < 1:
+            raise ValueError("max_buffer must be at least 1")
+        self.symbol = symbol.upper()
+        self.max_buffer = max_buffer
+        self.book = LocalBook(self.symbol)
+        self.state: Literal["syncing", "live"] = "syncing"
+        self.snapshot_requested = False
+        self.buffer: deque[tuple[dict[str, Any], int | None]] = deque()
+        self.last_recv_ms: int | None = None  # receive time of the newest diff applied to the live book
+        self.gaps = 0
+        self.resyncs = 0
+        self.snapshots = 0
+        self.stale_snapshots = 0
+
+    @property
+    def first_buffered_id(self) -> int | None:
+        """``U`` of the first buffered diff (step 1's "first event"), or None when nothing is buffered."""
+        return self.buffer[0][0]["U"] if self.buffer else None
+
+    def on_diff(self, payload: dict[str, Any], recv_ms: int | None = None) -> SyncResult:
+        """Handle one ``depthUpdate`` payload of this symbol, received at ``recv_ms`` (ms, may be None)."""
+        if self.state == "live":
+            try:
+                applied = self.book.apply_diff(payload)
+            except BookGap:
+                self.gaps += 1
+                self.resyncs += 1
+                return self._restart(payload, recv_ms)
+            except ValueError:
+                log.warning("%s: malformed depth diff %s; resyncing", self.symbol, payload.get("u"))
+                self.resyncs += 1
+                return self._restart(None, None)
+            if not applied:
+                return _NOTHING
+            self.last_recv_ms = recv_ms
+            return _CHANGED
+        return self._buffer(payload, recv_ms)
+
+    def _buffer(self, payload: dict[str, Any], recv_ms: int | None) -> SyncResult:
+        buf = self.buffer
+        if buf:
+            last_u: int = buf[-1][0]["u"]
+            if payload["u"] <= last_u:
+                return _NOTHING  # a duplicate (two connections overlapping)
+            if payload["U"] > last_u + 1:  # the buffer itself has a hole: start buffering again
+                self.gaps += 1
+                buf.clear()
+        buf.append((payload, recv_ms))
+        if len(buf) > self.max_buffer:
+            buf.popleft()
+        if self.snapshot_requested:
+            return _NOTHING
+        self.snapshot_requested = True
+        return SyncResult(fetch_snapshot=True)
+
+    def _restart(self, payload: dict[str, Any] | None, recv_ms: int | None) -> SyncResult:
+        """Discard the book and start over, buffering ``payload`` (the diff that showed the gap) if given."""
+        self.state = "syncing"
+        self.book = LocalBook(self.symbol)
+        self.buffer.clear()
+        if payload is None:
+            return SyncResult(gap=True)
+        res = self._buffer(payload, recv_ms)
+        return SyncResult(fetch_snapshot=res.fetch_snapshot, gap=True)
+
+    def snapshot_failed(self) -> None:
+        """The requested snapshot will not come: the next diff asks for one again."""
+        self.snapshot_requested = False
+
+    def on_snapshot(
+        self, last_update_id: int, bids: Iterable[Sequence[Any]], asks: Iterable[Sequence[Any]]
+    ) -> SyncResult:
+        """Handle a REST depth snapshot (steps 2 to 4, then step 5 over the kept buffered diffs)."""
+        self.snapshot_requested = False
+        self.snapshots += 1
+        if self.state == "live":
+            return _NOTHING  # not asked for; the live book is newer or as new
+        first_u = self.first_buffered_id
+        if first_u is not None and last_update_id + 1 < first_u:
+            self.stale_snapshots += 1
+            self.snapshot_requested = True
+            return SyncResult(fetch_snapshot=True)
+        buf = self.buffer
+        while buf and buf[0][0]["u"] <= last_update_id:
+            buf.popleft()
+        if buf and buf[0][0]["U"] > last_update_id + 1:
+            # Cannot happen with a contiguous buffer whose first U <= lastUpdateId; be safe anyway.
+            self.gaps += 1
+            buf.clear()
+            self.snapshot_requested = True
+            return SyncResult(fetch_snapshot=True, gap=True)
+        book = LocalBook(self.symbol)
+        book.apply_snapshot(last_update_id, bids, asks)
+        recv = None
+        try:
+            for payload, recv_ms in buf:
+                book.apply_diff(payload)  # contiguous by construction: cannot raise BookGap
+                recv = recv_ms
+        except ValueError:
+            log.warning("%s: malformed buffered depth diff; starting over", self.symbol)
+            self.gaps += 1
+            buf.clear()
+            return SyncResult(gap=True)
+        buf.clear()
+        self.book = book
+        self.state = "live"
+        self.last_recv_ms = recv
+        return _CHANGED
+
+    def reset(self) -> SyncResult:
+        """Discard everything (e.g. the depth stream was unsubscribed); the next diff starts a new sync."""
+        self.snapshot_requested = False
+        return self._restart(None, None)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "lastUpdateId": self.book.last_update_id if self.state == "live" else None,
+            "E": self.book.last_event_time if self.state == "live" else None,
+            "buffered": len(self.buffer),
+            "resyncs": self.resyncs,
+            "gaps": self.gaps,
+            "snapshots": self.snapshots,
+            "stale_snapshots": self.stale_snapshots,
+        }
+
+
+WriteFn = Callable[[str, bytes], Awaitable[None] | None]
+DEPTH_PATH = "/api/v3/depth"
+
+
+class BookManager:
+    """Keeps the local books of ``symbols`` live and publishes them through ``write``.
+
+    ``rest``: an object with ``async get(path, params) -> JSON`` (a :class:`binance_common.rest.BinanceRest`).
+    ``top_n``: levels a side written. ``write(symbol, value)``: sync or async callback publishing the
+    ``book:<SYMBOL>`` value (:meth:`LocalBook.to_json`); called at most once per ``write_interval_s`` per
+    symbol, and the latest state is always written eventually (a delayed flush; :meth:`flush` forces it).
+    ``write_interval_s = 0`` writes on every change. ``snapshot_limit``: depth levels asked for (max 5000,
+    weight 250). ``retry_delays_s``: waits before the n-th snapshot retry (failed or stale); a 429/418 waits
+    its ``Retry-After`` instead. ``max_concurrent_snapshots`` bounds snapshot requests in flight.
+    ``clock``: monotonic seconds, for the write throttle.
+
+    Symbols not configured are ignored by :meth:`on_diff` (see :meth:`add_symbol`).
+    """
+
+    def __init__(
+        self,
+        rest: Any,
+        symbols: Iterable[str],
+        *,
+        top_n: int,
+        write: WriteFn,
+        snapshot_limit: int = 5000,
+        write_interval_s: float = 0.1,
+        retry_delays_s: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+        max_buffer: int = 10_000,
+        max_concurrent_snapshots: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if top_n < 1:
+            raise ValueError("top_n must be at least 1")
+        if not retry_delays_s:
+            raise ValueError("retry_delays_s must not be empty")
+        self._rest = rest
+        self._write = write
+        self.top_n = top_n
+        self.snapshot_limit = snapshot_limit
+        self.write_interval_s = write_interval_s
+        self._delays = tuple(retry_delays_s)
+        self._max_buffer = max_buffer
+        self._clock = clock
+        self._sem = asyncio.Semaphore(max_concurrent_snapshots)
+        self._syncs: dict[str, BookSync] = {}
+        self._fetch_tasks: dict[str, asyncio.Task[None]] = {}
+        self._flush_tasks: dict[str, asyncio.Task[None]] = {}
+        self._last_write: dict[str, float] = {}
+        self._dirty: set[str] = set()
+        self._errors: dict[str, str] = {}
+        self._writes: dict[str, int] = {}
+        self._live: dict[str, asyncio.Event] = {}
+        self._closed = False
+        for s in symbols:
+            self.add_symbol(s)
+
+    # --- symbols -------------------------------------------------------------------------------------
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._syncs)
+
+    def add_symbol(self, symbol: str) -> None:
+        """Start keeping a book for ``symbol`` (no-op if kept already); it syncs on its first diff."""
+        sym = symbol.upper()
+        if sym not in self._syncs:
+            self._syncs[sym] = BookSync(sym, max_buffer=self._max_buffer)
+            self._writes[sym] = 0
+            self._live[sym] = asyncio.Event()
+
+    async def remove_symbol(self, symbol: str) -> None:
+        """Stop keeping ``symbol``'s book (its last written value is left as it is)."""
+        sym = symbol.upper()
+        self._syncs.pop(sym, None)
+        self._live.pop(sym, None)
+        self._dirty.discard(sym)
+        await _cancel(self._fetch_tasks.pop(sym, None), self._flush_tasks.pop(sym, None))
+
+    def book(self, symbol: str) -> LocalBook | None:
+        """The live book of ``symbol``, or None while it is syncing (read-only use)."""
+        sync = self._syncs.get(symbol.upper())
+        return sync.book if sync is not None and sync.state == "live" else None
+
+    async def wait_live(self, symbol: str) -> None:
+        """Return once ``symbol``'s book is live (at once if it is). Bound it with ``asyncio.timeout``."""
+        await self._live[symbol.upper()].wait()
+
+    # --- input ---------------------------------------------------------------------------------------
+    async def on_diff(self, symbol: str, payload: dict[str, Any], recv_ms: int) -> None:
+        """Feed one depth diff of ``symbol`` (from ``<s>@depth`` or ``<s>@depth@100ms``), received at
+        ``recv_ms`` (ms since epoch). Starts a snapshot fetch task when needed; a gap resyncs this symbol
+        only. Duplicates (e.g. from two overlapping connections) are harmless."""
+        sync = self._syncs.get(symbol.upper())
+        if sync is None or self._closed:
+            return
+        res = sync.on_diff(payload, recv_ms)
+        if res.gap:
+            self._live[sync.symbol].clear()
+            log.warning("order book %s: missed depth updates; resyncing this symbol", sync.symbol)
+        if res.fetch_snapshot:
+            self._start_fetch(sync.symbol)
+        if res.changed:
+            await self._publish(sync.symbol)
+
+    async def touch(self, symbol: str, recv_ms: int) -> None:
+        """Mark ``symbol``'s live book current as of ``recv_ms`` without a diff and publish it (throttled).
+
+        A quiet symbol can go minutes without a depth diff while its book stays exact; the daemon may call
+        this when it knows the depth stream is alive (e.g. a recent frame or pong on its connection), so
+        the ``asof`` readers see does not make a correct book look stale. No-op while syncing.
+        """
+        sync = self._syncs.get(symbol.upper())
+        if sync is None or self._closed or sync.state != "live":
+            return
+        if sync.last_recv_ms is None or recv_ms > sync.last_recv_ms:
+            sync.last_recv_ms = recv_ms
+            await self._publish(sync.symbol)
+
+    async def resync(self, symbol: str) -> None:
+        """Discard ``symbol``'s book and sync it again from its next diff."""
+        sym = symbol.upper()
+        sync = self._syncs.get(sym)
+        if sync is None:
+            return
+        await _cancel(self._fetch_tasks.pop(sym, None))
+        sync.reset()
+        sync.resyncs += 1
+        self._live[sym].clear()
+
+    # --- snapshots -----------------------------------------------------------------------------------
+    def _start_fetch(self, sym: str) -> None:
+        task = self._fetch_tasks.get(sym)
+        if task is not None and not task.done():
+            return  # the running loop sees snapshot_requested and fetches again
+        self._fetch_tasks[sym] = asyncio.create_task(self._fetch_loop(sym), name=f"book-snapshot-{sym}")
+
+    async def _fetch_loop(self, sym: str) -> None:
+        attempt = 0
+        while not self._closed:
+            sync = self._syncs.get(sym)
+            if sync is None or not sync.snapshot_requested:
+                return
+            delay = 0.0
+            try:
+                async with self._sem:
+                    data = await self._rest.get(DEPTH_PATH, {"symbol": sym, "limit": self.snapshot_limit})
+                res = sync.on_snapshot(int(data["lastUpdateId"]), data["bids"], data["asks"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                sync.snapshot_requested = True  # still wanted: this loop retries
+                self._errors[sym] = f"{type(e).__name__}: {e}"
+                delay = self._delays[min(attempt, len(self._delays) - 1)]
+                if isinstance(e, RateLimitedError):
+                    delay = max(delay, e.retry_after_s)
+                attempt += 1
+                log.warning("order book %s: snapshot failed (%s); retrying in %.2f s", sym, e, delay)
+            else:
+                self._errors.pop(sym, None)
+                if res.changed:
+                    if sync.last_recv_ms is None:  # no buffered diff was newer: the snapshot is the data
+                        sync.last_recv_ms = now_ms()
+                    self._live[sym].set()
+                    await self._publish(sym)
+                if res.fetch_snapshot:
+                    delay = self._delays[min(attempt, len(self._delays) - 1)]
+                    attempt += 1
+                    log.info("order book %s: snapshot older than buffered diffs; fetching again", sym)
+            await asyncio.sleep(delay)  # also when 0: never spin without yielding
+
+    # --- output --------------------------------------------------------------------------------------
+    async def _publish(self, sym: str) -> None:
+        elapsed = self._clock() - self._last_write.get(sym, float("-inf"))
+        if elapsed >= self.write_interval_s:
+            await self._write_now(sym)
+            return
+        self._dirty.add(sym)
+        task = self._flush_tasks.get(sym)
+        if task is None or task.done():
+            wait = self.write_interval_s - elapsed
+            self._flush_tasks[sym] = asyncio.create_task(self._flush_later(sym, wait), name=f"book-flush-{sym}")
+
+    async def _flush_later(self, sym: str, wait: float) -> None:
+        await asyncio.sleep(wait)
+        if sym in self._dirty:
+            await self._write_now(sym)
+
+    async def _write_now(self, sym: str) -> None:
+        self._dirty.discard(sym)
+        sync = self._syncs.get(sym)
+        if sync is None or sync.state != "live":
+            return
+        value = sync.book.to_json(self.top_n, sync.last_recv_ms)
+        self._last_write[sym] = self._clock()
+        try:
+            result = self._write(sym, value)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("order book %s: write failed", sym)
+            self._dirty.add(sym)  # written again with the next change or flush
+        else:
+            self._writes[sym] += 1
+
+    async def flush(self) -> None:
+        """Write every book that changed since its last write, now."""
+        for sym in list(self._dirty):
+            await self._write_now(sym)
+
+    # --- status and shutdown -------------------------------------------------------------------------
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per symbol: ``state`` (syncing|live), ``lastUpdateId`` (None while syncing), ``E``, ``buffered``,
+        ``resyncs``, ``gaps``, ``snapshots``, ``stale_snapshots``, ``writes``, ``last_error`` (of the last
+        failed snapshot request, cleared by the next success)."""
+        out: dict[str, dict[str, Any]] = {}
+        for sym, sync in self._syncs.items():
+            st = sync.status()
+            st["writes"] = self._writes.get(sym, 0)
+            st["last_error"] = self._errors.get(sym)
+            out[sym] = st
+        return out
+
+    async def close(self) -> None:
+        """Write pending changes, then stop every task. Further diffs are ignored."""
+        if self._closed:
+            return
+        await self.flush()
+        self._closed = True
+        tasks = [*self._fetch_tasks.values(), *self._flush_tasks.values()]
+        self._fetch_tasks.clear()
+        self._flush_tasks.clear()
+        await _cancel(*tasks)
+
+
+async def _cancel(*tasks: asyncio.Task[None] | None) -> None:
+    live = [t for t in tasks if t is not None and not t.done()]
+    for t in live:
+        t.cancel()
+    if live:
+        await asyncio.gather(*live, return_exceptions=True)

@@ -1,0 +1,252 @@
+"""The connection pool: streams spread over connections, reconnects with backoff, rotation without a gap.
+
+* Each stream lives on one *slot*; a slot holds at most ``max_per_conn`` streams and owns one live
+  connection at a time.
+* A slot whose connection dies reconnects after a jittered, capped backoff (no hot loop after connections
+  that die right after opening), re-subscribing its streams. Connection attempts across the pool stay
+  under 300 per 5 minutes.
+* Rotation (age >= ``lifetime_s``, or ``serverShutdown``): the slot opens a replacement, subscribes the
+  same streams, switches when the replacement delivers data (or after a bound), then closes the old one.
+  Both connections feed the daemon meanwhile; the per-stream sequencers drop the overlap's duplicates.
+* Watchdog: a connection with subscribed streams that delivered nothing for ``stale_after_s`` is aborted
+  and reconnected (separate from pings, which only prove the socket is alive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .connection import OnData, SubscribeError, WsConnection
+from .limits import Backoff, SlidingWindow
+
+log = logging.getLogger(__name__)
+
+OnFailed = Callable[[list[str], str], None]
+OnLive = Callable[[list[str], int], None]
+
+
+@dataclass
+class Slot:
+    id: int
+    streams: set[str] = field(default_factory=set)
+    conn: WsConnection | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+    task: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    rotate: bool = False
+    reconnects: int = 0
+    rotations: int = 0
+
+
+class Pool:
+    def __init__(self, ws_url: str, on_data: OnData, on_failed: OnFailed, on_live: OnLive, *,
+                 max_per_conn: int, lifetime_s: float, stale_after_s: float, max_delay_s: float,
+                 proxy: str | None = None, on_malformed: Callable[[WsConnection, bytes | str], None] | None = None,
+                 on_reconnect: Callable[[list[str]], None] | None = None) -> None:
+        self.ws_url = ws_url
+        self.on_data = on_data
+        self.on_failed = on_failed
+        self.on_live = on_live
+        self.on_malformed = on_malformed
+        self.on_reconnect = on_reconnect
+        self.max_per_conn = max_per_conn
+        self.lifetime_s = lifetime_s
+        self.stale_after_s = stale_after_s
+        self.max_delay_s = max_delay_s
+        self.proxy = proxy
+        self.slots: list[Slot] = []
+        self.attempts = SlidingWindow(300, 300.0)
+        self.connects = 0
+        self._closing = False
+        self._slot_ids = 0
+
+    # --- assignment ----------------------------------------------------------------------------------
+    def slot_of(self, stream: str) -> Slot | None:
+        for s in self.slots:
+            if stream in s.streams:
+                return s
+        return None
+
+    def add(self, streams: list[str]) -> None:
+        for stream in streams:
+            if self.slot_of(stream) is not None:
+                continue
+            slot = next((s for s in self.slots if len(s.streams) < self.max_per_conn), None)
+            if slot is None:
+                self._slot_ids += 1
+                slot = Slot(self._slot_ids, backoff=Backoff(cap_s=self.max_delay_s))
+                self.slots.append(slot)
+                slot.task = asyncio.create_task(self._run_slot(slot), name=f"slot-{slot.id}")
+            slot.streams.add(stream)
+            slot.wake.set()
+
+    def remove(self, streams: list[str]) -> None:
+        for stream in streams:
+            slot = self.slot_of(stream)
+            if slot is not None:
+                slot.streams.discard(stream)
+                slot.wake.set()
+
+    def connections(self) -> list[WsConnection]:
+        return [s.conn for s in self.slots if s.conn is not None]
+
+    def request_rotation(self, conn: WsConnection | None = None) -> None:
+        for s in self.slots:
+            if conn is None or s.conn is conn:
+                s.rotate = True
+                s.wake.set()
+
+    async def close(self) -> None:
+        self._closing = True
+        for s in self.slots:
+            s.wake.set()
+            if s.task is not None:
+                s.task.cancel()
+        for s in self.slots:
+            if s.task is not None:
+                try:
+                    await s.task
+                except (asyncio.CancelledError, Exception):
+                    pass
+            if s.conn is not None:
+                await s.conn.close("daemon stopping")
+
+    # --- one slot ------------------------------------------------------------------------------------
+    async def _connect(self, slot: Slot) -> WsConnection:
+        while True:
+            wait = self.attempts.delay(time.monotonic())
+            if wait > 0:
+                log.warning("connection attempt budget used (300 per 5 min); waiting %.1f s", wait)
+                await asyncio.sleep(wait)
+                continue
+            self.attempts.record(time.monotonic())
+            self.connects += 1
+            conn = WsConnection(self.ws_url, self.on_data, proxy=self.proxy,
+                                on_shutdown=lambda c: self.request_rotation(c), on_malformed=self.on_malformed)
+            try:
+                await conn.open()
+                return conn
+            except Exception as e:
+                delay = slot.backoff.next_delay()
+                log.warning("slot %d: connect failed (%s: %s); retry in %.2f s", slot.id, type(e).__name__, e, delay)
+                await asyncio.sleep(delay)
+
+    async def _sync(self, slot: Slot, conn: WsConnection) -> None:
+        """Make ``conn``'s subscriptions equal the slot's streams."""
+        want = set(slot.streams)
+        extra = sorted(conn.streams - want)
+        if extra:
+            await conn.unsubscribe(extra)
+        missing = sorted(want - conn.streams)
+        if missing:
+            await self._subscribe(conn, missing)
+
+    async def _subscribe(self, conn: WsConnection, streams: list[str]) -> None:
+        try:
+            await conn.subscribe(streams)
+            self.on_live(streams, conn.id)
+        except SubscribeError as e:
+            if len(e.streams) > 1 and not conn.closed.is_set():
+                for s in e.streams:  # find which ones Binance refuses
+                    await self._subscribe(conn, [s])
+                rest = [s for s in streams if s not in e.streams]
+                if rest:
+                    await self._subscribe(conn, rest)
+                return
+            if not conn.closed.is_set() and not e.reason.startswith("no answer"):
+                for s in e.streams:
+                    self.slot_of(s) and self.slot_of(s).streams.discard(s)  # type: ignore[union-attr]
+                self.on_failed(e.streams, e.reason)
+            else:
+                raise
+
+    async def _run_slot(self, slot: Slot) -> None:
+        first = True
+        while not self._closing:
+            if not slot.streams:
+                if slot.conn is not None:
+                    await slot.conn.close("no streams")
+                    slot.conn = None
+                slot.wake.clear()
+                await slot.wake.wait()
+                continue
+            if slot.conn is None:
+                conn = await self._connect(slot)
+                if not first:
+                    slot.reconnects += 1
+                    if self.on_reconnect:
+                        self.on_reconnect(sorted(slot.streams))
+                first = False
+                slot.conn = conn
+                try:
+                    await self._sync(slot, conn)
+                except SubscribeError:
+                    pass
+            conn = slot.conn
+            await self._supervise(slot, conn)
+            if self._closing:
+                return
+            if slot.conn is conn and conn.closed.is_set():  # it died (a rotation replaces slot.conn)
+                slot.conn = None
+                slot.backoff.reset_if_healthy(conn.age_s)
+                delay = slot.backoff.next_delay()
+                log.warning("slot %d: connection %d ended (%s) after %.1f s; reconnect in %.2f s",
+                            slot.id, conn.id, conn.close_reason, conn.age_s, delay)
+                await asyncio.sleep(delay)
+
+    async def _supervise(self, slot: Slot, conn: WsConnection) -> None:
+        """Watch one live connection until it dies; handle stream changes, rotation and staleness."""
+        while not self._closing:
+            slot.wake.clear()
+            try:
+                await asyncio.wait_for(_first(slot.wake.wait(), conn.closed.wait()), 1.0)
+            except TimeoutError:
+                pass
+            if conn.closed.is_set():
+                return
+            if slot.streams != conn.streams:
+                try:
+                    await self._sync(slot, conn)
+                except SubscribeError:
+                    pass
+            if slot.rotate or conn.age_s >= self.lifetime_s:
+                slot.rotate = False
+                if await self._rotate(slot, conn):
+                    return
+            if conn.streams and time.monotonic() - conn.last_data > self.stale_after_s:
+                log.warning("slot %d: no data for %.0f s on conn %d; reconnecting", slot.id,
+                            self.stale_after_s, conn.id)
+                conn.abort("stale")
+                await conn.close("stale")
+                return
+
+    async def _rotate(self, slot: Slot, old: WsConnection) -> bool:
+        """Open a replacement with the same streams; switch once it delivers. True when switched."""
+        log.info("slot %d: rotating connection %d (age %.0f s)", slot.id, old.id, old.age_s)
+        new = await self._connect(slot)
+        try:
+            await self._sync(slot, new)
+        except SubscribeError:
+            await new.close("rotation failed")
+            return False
+        frames0 = new.frames
+        deadline = time.monotonic() + min(10.0, self.stale_after_s)
+        while new.frames == frames0 and time.monotonic() < deadline and not new.closed.is_set():
+            await asyncio.sleep(0.02)
+        slot.conn = new
+        slot.rotations += 1
+        await old.close("rotated")
+        return True
+
+
+async def _first(*aws: object) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]  # type: ignore[call-overload]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()

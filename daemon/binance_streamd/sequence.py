@@ -1,0 +1,191 @@
+"""Per-stream sequence checking: tell a new payload from a duplicate or from one that follows a gap.
+
+Pure and cheap (it runs once per received message). One :class:`StreamSequencer` per stream:
+
+======================  =========================  ==========================================================
+stream kind             id checked                 verdicts
+======================  =========================  ==========================================================
+``<s>@trade``           ``t`` (trade id)           contiguous: ``t == last + 1`` new; ``t <= last`` duplicate;
+                                                   ``t > last + 1`` gap, missing ``[last + 1, t - 1]``
+``<s>@aggTrade``        ``a`` (agg trade id)       as trade
+``<s>@depth[@100ms]``   ``U``..``u`` (update ids)  ``u <= last`` duplicate; ``U > last + 1`` gap, missing
+                                                   ``[last + 1, U - 1]``; else new
+``<s>@bookTicker``      ``u`` (update id)          ``u > last`` new, else duplicate (ids of one symbol's book
+                                                   are not contiguous in this stream, so there is no gap)
+``<s>@depth<N>``        ``lastUpdateId``           as bookTicker
+anything else           ``E`` (event time)         duplicate when a recent payload had the same ``E`` and is
+                                                   equal; otherwise new (no gap notion)
+======================  =========================  ==========================================================
+
+After a gap the sequencer continues from the new id (the caller backfills ``missing_from..missing_to``,
+both inclusive). The first payload after construction or :meth:`StreamSequencer.reset` is always new,
+unless a starting ``last_id`` was given.
+
+:func:`dedup_key` gives the identity of a payload, used to drop the copy of a message that arrives on both
+connections while a connection is being rotated.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from binance_common.streams import StreamKind, parse_stream
+
+__all__ = ["DUPLICATE", "NEW", "SeqVerdict", "StreamSequencer", "dedup_key"]
+
+_RECENT = 16  # payloads remembered per E-checked stream (covers two interleaved connections)
+
+
+@dataclass(frozen=True, slots=True)
+class SeqVerdict:
+    """Outcome of :meth:`StreamSequencer.check`.
+
+    ``missing_from``/``missing_to`` are set only for ``kind == "gap"``: the inclusive range of ids
+    (trade ids, agg trade ids or depth update ids) that never arrived.
+    """
+
+    kind: Literal["new", "duplicate", "gap"]
+    missing_from: int | None = None
+    missing_to: int | None = None
+
+    @property
+    def is_new(self) -> bool:
+        """True for ``new`` and ``gap``: the payload itself is fresh and must be kept."""
+        return self.kind != "duplicate"
+
+
+NEW = SeqVerdict("new")
+DUPLICATE = SeqVerdict("duplicate")
+
+# How each kind is checked: the id field, and whether ids are contiguous.
+_CONTIGUOUS_FIELD: dict[StreamKind, str] = {StreamKind.TRADE: "t", StreamKind.AGG_TRADE: "a"}
+_INCREASING_FIELD: dict[StreamKind, str] = {
+    StreamKind.BOOK_TICKER: "u",
+    StreamKind.PARTIAL_DEPTH: "lastUpdateId",
+}
+
+
+def _event_time(payload: Any) -> int | None:
+    if isinstance(payload, dict):
+        e = payload.get("E")
+    elif isinstance(payload, list) and payload and isinstance(payload[0], dict):
+        e = payload[0].get("E")  # !miniTicker@arr and friends: every element carries the same E
+    else:
+        return None
+    return e if isinstance(e, int) else None
+
+
+class StreamSequencer:
+    """Sequence state of one stream. Not thread-safe; one per stream, fed in receive order.
+
+    ``stream`` is a canonical stream name (``btcusdt@trade``); its kind decides the rule (module docstring).
+    ``last_id`` optionally resumes from a known id (e.g. the last trade id written before a restart);
+    ``None`` means the next payload is accepted as the start of the sequence.
+    """
+
+    __slots__ = ("_field", "_mode", "_recent", "kind", "last_id", "stream")
+
+    def __init__(self, stream: str, *, last_id: int | None = None) -> None:
+        spec = parse_stream(stream)
+        self.stream = spec.name
+        self.kind = spec.kind
+        #: last id seen (trade/agg/depth ``u``/bookTicker ``u``/partial ``lastUpdateId``), or last ``E``
+        #: for event-time streams; ``None`` before the first payload.
+        self.last_id: int | None = last_id
+        self._recent: deque[tuple[int, Any]] = deque(maxlen=_RECENT)
+        if spec.kind in _CONTIGUOUS_FIELD:
+            self._mode, self._field = "contiguous", _CONTIGUOUS_FIELD[spec.kind]
+        elif spec.kind is StreamKind.DEPTH:
+            self._mode, self._field = "depth", "u"
+        elif spec.kind in _INCREASING_FIELD:
+            self._mode, self._field = "increasing", _INCREASING_FIELD[spec.kind]
+        else:
+            self._mode, self._field = "event_time", "E"
+
+    def reset(self) -> None:
+        """Forget the position: the next payload starts a new sequence (e.g. after a resubscribe)."""
+        self.last_id = None
+        self._recent.clear()
+
+    def check(self, payload: Any) -> SeqVerdict:
+        """Classify ``payload`` (the decoded ``data`` of a frame) and advance the position.
+
+        Raises ``KeyError``/``TypeError`` when a sequenced payload lacks its id field.
+        """
+        mode = self._mode
+        last = self.last_id
+        if mode == "contiguous":
+            i: int = payload[self._field]
+            if last is None or i == last + 1:
+                self.last_id = i
+                return NEW
+            if i <= last:
+                return DUPLICATE
+            self.last_id = i
+            return SeqVerdict("gap", last + 1, i - 1)
+        if mode == "depth":
+            first: int = payload["U"]
+            final: int = payload["u"]
+            if last is None:
+                self.last_id = final
+                return NEW
+            if final <= last:
+                return DUPLICATE
+            self.last_id = final
+            if first > last + 1:
+                return SeqVerdict("gap", last + 1, first - 1)
+            return NEW
+        if mode == "increasing":
+            i = payload[self._field]
+            if last is None or i > last:
+                self.last_id = i
+                return NEW
+            return DUPLICATE
+        return self._check_event_time(payload)
+
+    def _check_event_time(self, payload: Any) -> SeqVerdict:
+        e = _event_time(payload)
+        if e is None:
+            return NEW
+        for seen_e, seen in self._recent:
+            if seen_e == e and seen == payload:
+                return DUPLICATE
+        self._recent.append((e, payload))
+        if self.last_id is None or e > self.last_id:
+            self.last_id = e
+        return NEW
+
+
+def dedup_key(stream: str, payload: Any) -> tuple[Any, ...] | None:
+    """Identity of ``payload`` on ``stream``: two payloads with equal keys are the same message.
+
+    The key starts with the stream name, so keys of different streams never collide. ``None`` means the
+    payload has no usable identity (no id and no ``E``): the caller should keep it.
+
+    - trade ``(stream, t)``; aggTrade ``(stream, a)``; depth diff ``(stream, U, u)``;
+      bookTicker ``(stream, u)``; partial depth ``(stream, lastUpdateId)``;
+    - kline ``(stream, E, k.t, k.x)``; other event-time streams ``(stream, E)``
+      (array streams: ``E`` of the first element and the array length).
+    """
+    if not isinstance(payload, dict):
+        e = _event_time(payload)
+        return None if e is None else (stream, e, len(payload))
+    if "e" not in payload or "E" not in payload:  # bookTicker and partial depth carry no e/E
+        if "u" in payload:
+            return (stream, payload["u"])
+        if "lastUpdateId" in payload:
+            return (stream, payload["lastUpdateId"])
+        return None
+    etype = payload["e"]
+    if etype == "trade":
+        return (stream, payload.get("t"))
+    if etype == "aggTrade":
+        return (stream, payload.get("a"))
+    if etype == "depthUpdate":
+        return (stream, payload.get("U"), payload.get("u"))
+    if etype == "kline":
+        k = payload.get("k") or {}
+        return (stream, payload["E"], k.get("t"), k.get("x"))
+    return (stream, payload["E"])

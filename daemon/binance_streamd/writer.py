@@ -1,0 +1,200 @@
+"""The Redis writer: everything received in one event-loop turn goes to Redis in one round trip.
+
+Per batch: ``XADD hist:<stream> MAXLEN ~ N * d <payload> r <recv ms> [b 1]`` for every message, one
+``SET latest:<stream>`` per stream (the newest message of the batch; older ones in the same batch would be
+overwritten anyway), ``SET book:<SYMBOL>`` for changed books, and one ``PUBLISH updates`` naming what changed.
+
+Two strategies behind one interface, chosen at start:
+* ``script``: one EVALSHA per batch; the per-message work happens inside Redis. Keys are built here (by
+  :mod:`binance_common.keys`) and passed in, so the key schema stays in one module.
+* ``pipeline``: a plain MULTI-less pipeline, for Redis servers without Lua (fakeredis in embedded mode).
+
+When Redis is down the pending messages stay in a bounded buffer (oldest dropped past
+``settings.redis_buffer_max``, counted in ``dropped``); the writer retries with backoff and never raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import redis.asyncio as aioredis
+from binance_common.keys import Keys
+from redis.exceptions import NoScriptError, RedisError
+
+log = logging.getLogger(__name__)
+
+# ARGV: maxlen, n_msgs, n_latest, channel, updates, then n_msgs x (hist key, recv, payload, backfill flag),
+# then n_latest x (key, value).
+_BATCH_LUA = """
+local maxlen = ARGV[1]
+local n = tonumber(ARGV[2])
+local nl = tonumber(ARGV[3])
+local i = 6
+for _ = 1, n do
+  if ARGV[i + 3] == '1' then
+    redis.call('XADD', ARGV[i], 'MAXLEN', '~', maxlen, '*', 'd', ARGV[i + 2], 'r', ARGV[i + 1], 'b', '1')
+  else
+    redis.call('XADD', ARGV[i], 'MAXLEN', '~', maxlen, '*', 'd', ARGV[i + 2], 'r', ARGV[i + 1])
+  end
+  i = i + 4
+end
+for _ = 1, nl do
+  redis.call('SET', ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+return n
+"""
+
+Message = tuple[str, bytes, int, bool]  # stream, raw payload, receive ms, backfilled
+
+
+class RedisWriter:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, *, maxlen: int, buffer_max: int,
+                 batch_max: int = 2048) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.maxlen = maxlen
+        self.batch_max = batch_max
+        self.pending: deque[Message] = deque()
+        self.buffer_max = buffer_max
+        self.books: dict[str, bytes] = {}
+        self.written = 0
+        self.dropped = 0
+        self.batches = 0
+        self.errors = 0
+        self.redis_ok = True
+        self.last_error: str | None = None
+        self.strategy = "pipeline"
+        self._sha: str | None = None
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # --- producer side (sync, cheap) ---------------------------------------------------------------
+    def add(self, stream: str, payload: bytes, recv_ms: int, backfill: bool = False) -> None:
+        if len(self.pending) >= self.buffer_max:
+            self.pending.popleft()
+            self.dropped += 1
+        self.pending.append((stream, payload, recv_ms, backfill))
+        self._idle.clear()
+        self._wake.set()
+
+    def set_book(self, symbol: str, value: bytes) -> None:
+        self.books[symbol] = value
+        self._idle.clear()
+        self._wake.set()
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            self._sha = await self.redis.script_load(_BATCH_LUA)
+            self.strategy = "script"
+        except Exception as e:
+            log.info("writer: using pipelines (%s)", type(e).__name__)
+            self.strategy = "pipeline"
+        self._task = asyncio.create_task(self._run(), name="redis-writer")
+
+    async def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything added so far is in Redis (False on timeout, e.g. Redis down)."""
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def close(self, timeout: float = 5.0) -> None:
+        await self.flush(timeout)
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    # --- the loop ------------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        delay = 0.05
+        while not self._closing:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(0)  # let the rest of this loop turn's messages arrive
+            while (self.pending or self.books) and not self._closing:
+                n = min(len(self.pending), self.batch_max)
+                batch = [self.pending[i] for i in range(n)]
+                books = dict(self.books)
+                try:
+                    await self._write(batch, books)
+                except (RedisError, OSError, ConnectionError) as e:
+                    self.errors += 1
+                    if self.redis_ok:
+                        log.warning("redis write failed (%s: %s); buffering", type(e).__name__, e)
+                    self.redis_ok = False
+                    self.last_error = f"{type(e).__name__}: {e}"
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                if not self.redis_ok:
+                    log.warning("redis reachable again; %d buffered messages written", n)
+                self.redis_ok = True
+                delay = 0.05
+                for _ in range(n):
+                    self.pending.popleft()
+                for sym, val in books.items():
+                    if self.books.get(sym) is val:
+                        del self.books[sym]
+                self.written += n
+                self.batches += 1
+            if not self.pending and not self.books:
+                self._idle.set()
+
+    async def _write(self, batch: list[Message], books: dict[str, bytes]) -> None:
+        k = self.keys
+        latest: dict[str, bytes] = {}
+        for stream, payload, recv_ms, backfill in batch:
+            if not backfill:
+                latest[stream] = b'{"r":%d,"d":' % recv_ms + payload + b"}"
+        changed = list(latest) + [f"book:{s}" for s in books]
+        updates = "\n".join(changed)
+        if self.strategy == "script" and self._sha:
+            argv: list[Any] = [self.maxlen, len(batch), len(latest) + len(books), k.updates_channel, updates]
+            for stream, payload, recv_ms, backfill in batch:
+                argv += [k.history(stream), recv_ms, payload, "1" if backfill else "0"]
+            for stream, value in latest.items():
+                argv += [k.latest(stream), value]
+            for sym, value in books.items():
+                argv += [k.book(sym), value]
+            try:
+                await self.redis.evalsha(self._sha, 0, *argv)
+                return
+            except NoScriptError:
+                self._sha = await self.redis.script_load(_BATCH_LUA)  # Redis restarted: reload, retry
+                await self.redis.evalsha(self._sha, 0, *argv)
+                return
+        pipe = self.redis.pipeline(transaction=False)
+        for stream, payload, recv_ms, backfill in batch:
+            fields: dict[str, Any] = {"d": payload, "r": recv_ms}
+            if backfill:
+                fields["b"] = 1
+            pipe.xadd(k.history(stream), fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+        for stream, value in latest.items():
+            pipe.set(k.latest(stream), value)
+        for sym, value in books.items():
+            pipe.set(k.book(sym), value)
+        if updates:
+            pipe.publish(k.updates_channel, updates)
+        await pipe.execute()
+
+    def stats(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "written": self.written, "buffered": len(self.pending),
+                "dropped": self.dropped, "batches": self.batches, "errors": self.errors,
+                "redis_ok": self.redis_ok, "last_error": self.last_error, "ts": int(time.time() * 1000)}
