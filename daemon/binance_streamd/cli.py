@@ -80,7 +80,7 @@ async def _read(settings: Settings) -> tuple[dict[str, Any] | None, dict[str, An
         stats_raw = await r.get(keys.daemon_stats)
         statuses: dict[str, dict[str, str]] = {}
         async for key in r.scan_iter(match=keys.status_pattern, count=500):
-            statuses[keys.stream_from_status_key(key)] = await r.hgetall(key)
+            statuses[keys.stream_from_status_key(key)] = await r.hgetall(key)  # type: ignore[assignment]
     finally:
         await r.aclose()
     return (orjson.loads(hb_raw) if hb_raw else None, orjson.loads(stats_raw) if stats_raw else None, statuses)

@@ -40,13 +40,15 @@ class SubscribeError(Exception):
 class WsConnection:
     def __init__(self, base_url: str, on_data: OnData, *, proxy: str | None = None,
                  on_shutdown: Callable[[WsConnection], None] | None = None,
-                 on_malformed: Callable[[WsConnection, bytes | str], None] | None = None) -> None:
+                 on_malformed: Callable[[WsConnection, bytes | str], None] | None = None,
+                 backpressure: Any = None) -> None:
         self.id = next(_conn_ids)
         self.url = base_url.rstrip("/") + "/stream"
         self.proxy = proxy
         self.on_data = on_data
         self.on_shutdown = on_shutdown
         self.on_malformed = on_malformed
+        self.backpressure = backpressure  # object with congested() and async drained()
         self.streams: set[str] = set()  # acknowledged subscriptions
         self.ws: ClientConnection | None = None
         self.opened_at: float = 0.0  # monotonic
@@ -158,6 +160,9 @@ class WsConnection:
                     self.last_data = time.monotonic()
                     self.frames += 1
                     self.on_data(self, stream, payload, recv_ms)
+                    bp = self.backpressure
+                    if bp is not None and bp.congested():
+                        await bp.drained()  # stop reading: TCP pushes back on the sender
                     continue
                 try:
                     obj = orjson.loads(raw)

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .connection import OnData, SubscribeError, WsConnection
 from .limits import Backoff, SlidingWindow
@@ -46,13 +47,14 @@ class Pool:
     def __init__(self, ws_url: str, on_data: OnData, on_failed: OnFailed, on_live: OnLive, *,
                  max_per_conn: int, lifetime_s: float, stale_after_s: float, max_delay_s: float,
                  proxy: str | None = None, on_malformed: Callable[[WsConnection, bytes | str], None] | None = None,
-                 on_reconnect: Callable[[list[str]], None] | None = None) -> None:
+                 on_reconnect: Callable[[list[str]], None] | None = None, backpressure: Any = None) -> None:
         self.ws_url = ws_url
         self.on_data = on_data
         self.on_failed = on_failed
         self.on_live = on_live
         self.on_malformed = on_malformed
         self.on_reconnect = on_reconnect
+        self.backpressure = backpressure
         self.max_per_conn = max_per_conn
         self.lifetime_s = lifetime_s
         self.stale_after_s = stale_after_s
@@ -126,7 +128,8 @@ class Pool:
             self.attempts.record(time.monotonic())
             self.connects += 1
             conn = WsConnection(self.ws_url, self.on_data, proxy=self.proxy,
-                                on_shutdown=lambda c: self.request_rotation(c), on_malformed=self.on_malformed)
+                                on_shutdown=lambda c: self.request_rotation(c), on_malformed=self.on_malformed,
+                                backpressure=self.backpressure)
             try:
                 await conn.open()
                 return conn

@@ -106,7 +106,7 @@ class StreamDaemon:
                          max_per_conn=s.max_streams_per_connection, lifetime_s=s.connection_lifetime_s,
                          stale_after_s=s.stale_after_s, max_delay_s=s.reconnect_max_delay_s,
                          proxy=s.ws_proxy or s.proxy, on_malformed=self._on_malformed,
-                         on_reconnect=self._on_reconnect)
+                         on_reconnect=self._on_reconnect, backpressure=self.writer)
         if s.order_book_symbols:
             syms = [x.upper() for x in s.order_book_symbols]
             self.books = BookManager(self.rest, syms, top_n=s.order_book_top_n, write=self.writer.set_book)

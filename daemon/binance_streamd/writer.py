@@ -74,6 +74,7 @@ class RedisWriter:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._drained = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -85,6 +86,20 @@ class RedisWriter:
         self.pending.append((stream, payload, recv_ms, backfill))
         self._idle.clear()
         self._wake.set()
+
+    HIGH_WATER = 50_000
+    LOW_WATER = 10_000
+
+    def congested(self) -> bool:
+        """True while the backlog is above the high-water mark: readers should pause (TCP backpressure)."""
+        return len(self.pending) >= self.HIGH_WATER and self.redis_ok
+
+    async def drained(self) -> None:
+        """Wait until the backlog is below the low-water mark (or Redis is down: then keep reading into
+        the bounded buffer, so the exchange does not drop us; overflow is counted)."""
+        while len(self.pending) > self.LOW_WATER and self.redis_ok:
+            self._drained.clear()
+            await self._drained.wait()
 
     def set_book(self, symbol: str, value: bytes) -> None:
         self.books[symbol] = value
@@ -139,6 +154,7 @@ class RedisWriter:
                     if self.redis_ok:
                         log.warning("redis write failed (%s: %s); buffering", type(e).__name__, e)
                     self.redis_ok = False
+                    self._drained.set()
                     self.last_error = f"{type(e).__name__}: {e}"
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
@@ -154,6 +170,8 @@ class RedisWriter:
                         del self.books[sym]
                 self.written += n
                 self.batches += 1
+                if len(self.pending) <= self.LOW_WATER:
+                    self._drained.set()
             if not self.pending and not self.books:
                 self._idle.set()
 

@@ -1,4 +1,9 @@
-"""The ``binance-mcp`` command: run the MCP server over stdio (default) or Streamable HTTP."""
+"""The ``binance-mcp`` command: MCP over stdio (default, what desktop clients launch) or Streamable HTTP.
+
+``binance-mcp`` / ``binance-mcp stdio``: one client over stdin/stdout; logs go to stderr only.
+``binance-mcp http --host 127.0.0.1 --port 8765``: Streamable HTTP at /mcp, legacy SSE at /sse, /healthz.
+With no ``BINANCE_MCP_REDIS_URL`` both run the feed in-process over an in-memory Redis (embedded mode).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import sys
 import anyio
 import typer
 from binance_common.settings import Settings
+from pydantic import ValidationError
 
 app = typer.Typer(add_completion=False, help="Binance market data MCP server.", no_args_is_help=False)
 
@@ -21,16 +27,25 @@ def _logging(level: str) -> None:
     )
 
 
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except (ValidationError, OSError) as e:
+        typer.echo(f"binance-mcp: invalid configuration: {e}", err=True)
+        raise typer.Exit(2) from e
+
+
 async def _run_stdio(settings: Settings) -> None:
     from .runtime import Runtime
     from .server import build_server
 
-    rt = Runtime(settings)
+    rt = Runtime(settings, transport="stdio")
     await rt.start()
     try:
         await build_server(rt).run_stdio_async()
     finally:
-        await rt.stop()
+        with anyio.CancelScope(shield=True):
+            await rt.stop()
 
 
 @app.callback(invoke_without_command=True)
@@ -38,27 +53,50 @@ def main_callback(ctx: typer.Context, log_level: str = typer.Option("WARNING", h
     """Without a subcommand: serve MCP over stdio (what desktop clients launch)."""
     _logging(log_level)
     if ctx.invoked_subcommand is None:
-        anyio.run(_run_stdio, Settings())
+        anyio.run(_run_stdio, _settings())
 
 
 @app.command()
 def stdio() -> None:
     """Serve MCP over stdio."""
-    anyio.run(_run_stdio, Settings())
+    anyio.run(_run_stdio, _settings())
 
 
 @app.command()
 def http(
-    host: str | None = typer.Option(None, help="Bind address (default 127.0.0.1)."),
+    host: str | None = typer.Option(None, help="Bind address (default 127.0.0.1; others need an auth token)."),
     port: int | None = typer.Option(None, help="Port (default 8765; 0 picks a free one)."),
-    stateless: bool = typer.Option(True, help="Stateless Streamable HTTP (for N replicas)."),
+    stateless: bool = typer.Option(True, help="Stateless Streamable HTTP, for N replicas behind a load balancer."),
+    replica_id: str | None = typer.Option(
+        None, help="Name of this replica in leases and health output (default: http-<host>-<pid>-<random>)."
+    ),
+    workers: int = typer.Option(
+        1, min=1, max=64, help="Worker processes on the same port, each its own stateless replica."
+    ),
 ) -> None:
-    """Serve MCP over Streamable HTTP at /mcp (plus /healthz)."""
-    from .http_app import serve
+    """Serve MCP over Streamable HTTP at /mcp (plus legacy SSE at /sse and /healthz)."""
+    from .auth import StartupError
+    from .http_app import serve, serve_workers
 
-    overrides = {k: v for k, v in {"http_host": host, "http_port": port}.items() if v is not None}
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    anyio.run(serve, settings, stateless)
+    settings = _settings(http_host=host, http_port=port)
+    if workers > 1 and not stateless:
+        typer.echo("binance-mcp: --workers needs stateless mode (sessions live in one process)", err=True)
+        raise typer.Exit(2)
+    if workers > 1 and settings.embedded:
+        typer.echo("binance-mcp: --workers needs a shared Redis (BINANCE_MCP_REDIS_URL); embedded mode "
+                   "keeps the feed in one process", err=True)
+        raise typer.Exit(2)
+    try:
+        if workers > 1:
+            serve_workers(settings, workers, stateless, replica_id)
+        else:
+            anyio.run(serve, settings, stateless, replica_id)
+    except StartupError as e:
+        typer.echo(f"binance-mcp: {e}", err=True)
+        raise typer.Exit(2) from e
+    except OSError as e:
+        typer.echo(f"binance-mcp: cannot listen on {settings.http_host}:{settings.http_port}: {e}", err=True)
+        raise typer.Exit(1) from e
 
 
 def main() -> None:

@@ -1,8 +1,13 @@
-"""Process-wide resources of one binance-mcp replica: settings, Redis, the REST client, the holder id.
+"""Process-wide resources of one binance-mcp replica: settings, Redis, the REST client, leases, the bus.
 
 Created once per process (never per request: stateless HTTP runs every request as its own MCP session) and
 handed to the tool modules. In embedded mode (no Redis URL) it also runs the feed daemon in-process over
 an in-memory Redis, so a single user needs nothing else.
+
+Lifecycle: construct (no I/O), :func:`~binance_mcp.server.build_server` may run before or after
+:meth:`Runtime.start`, and :meth:`Runtime.stop` releases this process's leases (stdio leases die with the
+process; stateless-HTTP pool leases are left to the other replicas), stops the bus and the daemon, and
+closes the clients.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from binance_common.keys import Keys
@@ -20,24 +25,66 @@ from binance_common.redis_conn import make_redis
 from binance_common.rest import BinanceRest, Governor
 from binance_common.settings import Settings
 
+from .bus import RedisSubscriptionBus
+from .feed import FeedReader
+from .leases import LeaseKeeper
+
 log = logging.getLogger(__name__)
+
+Transport = Literal["stdio", "http", "memory"]
+
+MAX_REDIS_CONNECTIONS = 512
+"""Connections per replica for ordinary reads and writes; a caller waits (up to REDIS_POOL_WAIT_S) for one
+instead of failing when all are busy."""
+REDIS_POOL_WAIT_S = 5.0
+MAX_BLOCKING_READS = 128
+"""Concurrent history reads parked in XREAD BLOCK per replica; they get their own connections so waiting
+readers never starve ordinary ones."""
+
+
+def make_client(settings: Settings, max_connections: int) -> aioredis.Redis:
+    """A client over a blocking pool (waits for a free connection rather than raising at the pool limit);
+    in embedded mode the shared in-memory server."""
+    if settings.embedded:
+        return make_redis(settings)
+    assert settings.redis_url is not None
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=max_connections,
+        timeout=REDIS_POOL_WAIT_S,
+        health_check_interval=15,
+        socket_keepalive=True,
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
+def default_holder() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass
 class Runtime:
     settings: Settings
     redis: aioredis.Redis | None = None
+    redis_blocking: aioredis.Redis | None = None
     rest: BinanceRest | None = None
     keys: Keys = field(init=False)
-    holder: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    holder: str = field(default_factory=default_holder)
+    transport: Transport = "stdio"
+    """stdio/memory: one client per process (leases held by the process); http: stateless pool or sessions."""
     daemon: Any = None  # binance_streamd.service.StreamDaemon in embedded mode
     governor: Governor | None = None
-    extras: dict[str, Any] = field(default_factory=dict)  # per-module state (caches, lease keepers)
+    extras: dict[str, Any] = field(default_factory=dict)  # per-module state (caches)
+    bus: RedisSubscriptionBus = field(init=False)
+    leases: LeaseKeeper = field(init=False)
+    _feed: FeedReader | None = field(default=None, init=False)
     _started: bool = False
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.namespace)
-        self.holder = self.holder.replace(" ", "_")
+        self.holder = "".join(c if c.isalnum() or c in "-_.~" else "_" for c in self.holder)[:80]
+        self.bus = RedisSubscriptionBus(self.keys)
+        self.leases = LeaseKeeper(self.keys, self.settings.lease_ttl_s, renew_pool=self.transport == "http")
 
     @property
     def r(self) -> aioredis.Redis:
@@ -49,11 +96,29 @@ class Runtime:
         assert self.rest is not None, "Runtime.start() was not awaited"
         return self.rest
 
+    @property
+    def feed(self) -> FeedReader:
+        if self._feed is None:
+            self._feed = FeedReader(
+                self.r,
+                self.keys,
+                history_cap=self.settings.history_maxlen,
+                blocking=self.redis_blocking,
+                max_blocking=MAX_BLOCKING_READS,
+            )
+        return self._feed
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
     async def start(self, *, embedded_daemon: bool | None = None) -> Runtime:
         if self._started:
             return self
         if self.redis is None:
-            self.redis = make_redis(self.settings)
+            self.redis = make_client(self.settings, MAX_REDIS_CONNECTIONS)
+        if self.redis_blocking is None and not self.settings.embedded:
+            self.redis_blocking = make_client(self.settings, MAX_BLOCKING_READS + 2)
         if self.governor is None:
             self.governor = _make_governor(self)
         if self.rest is None:
@@ -67,6 +132,8 @@ class Runtime:
             else:
                 self.daemon = StreamDaemon(self.settings, redis=self.redis)
                 await self.daemon.start()
+        await self.leases.start(self.redis)
+        await self.bus.start(self.redis)
         self._started = True
         return self
 
@@ -76,19 +143,26 @@ class Runtime:
                 await closer()
             except Exception:  # shutdown boundary: keep closing the rest
                 log.exception("error while closing")
+        self.extras["_closers"] = []
+        await self.leases.stop(release=True)
+        await self.bus.stop()
         if self.daemon is not None:
             await self.daemon.stop()
             self.daemon = None
         if self.rest is not None:
             await self.rest.aclose()
             self.rest = None
+        if self.redis_blocking is not None:
+            await self.redis_blocking.aclose()
+            self.redis_blocking = None
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None
+        self._feed = None
         self._started = False
 
     def on_stop(self, closer: Any) -> None:
-        """Register an async callable run by :meth:`stop` (lease keepers, pub/sub listeners)."""
+        """Register an async callable run first by :meth:`stop` (legacy subscription registries)."""
         self.extras.setdefault("_closers", []).append(closer)
 
 

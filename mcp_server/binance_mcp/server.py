@@ -1,4 +1,4 @@
-"""Build the MCPServer: one function that registers every tool, resource and prompt module."""
+"""Build the MCPServer: one function that registers every tool, resource, prompt and subscription handler."""
 
 from __future__ import annotations
 
@@ -11,28 +11,39 @@ from .runtime import Runtime
 
 INSTRUCTIONS = """\
 Binance Spot market data. REST tools (prices, order books, candles, trades, tickers, exchange info) call
-Binance directly; stream tools read a shared live WebSocket feed kept in Redis. Every stream answer says
-how fresh it is (as-of time, age, source, stale flag). Prices and quantities are exact decimal strings.
-Symbols are pairs without separators, e.g. BTCUSDT."""
+Binance directly; stream tools read a shared live WebSocket feed kept in Redis: subscribe_streams first,
+then get_stream_latest, get_stream_history (with a cursor and an optional wait for new data) or
+get_live_order_book. Every stream answer says how fresh it is (as-of time, age, source, stale flag).
+Prices and quantities are exact decimal strings. Symbols are pairs without separators, e.g. BTCUSDT;
+stream names are lowercase, e.g. btcusdt@trade. Live resources: binance://stream/{stream},
+binance://book/{symbol}, binance://ticker/{symbol}, binance://feed/status (subscribe for updates).
+Market tools take source=auto|rest|stream (auto answers from the live feed when it is fresh); use
+search_symbols / get_symbol_info rather than exchange dumps; get_all_* tools rank, filter and truncate
+(their `hint` says how to get more)."""
 
 
 def build_server(rt: Runtime, *, subscriptions: Any = None) -> MCPServer:
-    """An MCPServer whose tools use ``rt`` (which the caller starts and stops)."""
+    """An MCPServer whose tools use ``rt`` (which the caller starts and stops).
+
+    ``subscriptions`` overrides the replica's Redis-backed bus (tests); resource updates reach clients of
+    both protocol eras (``subscriptions/listen`` and ``resources/subscribe``).
+    """
+    bus = subscriptions if subscriptions is not None else rt.bus
     mcp: MCPServer = MCPServer(
         "binance-mcp",
         title="Binance market data",
         instructions=INSTRUCTIONS,
         version=__version__,
-        subscriptions=subscriptions,
+        subscriptions=bus,
+        log_level="WARNING",  # only applies when nothing configured logging (the CLI does, to stderr)
     )
-    from . import market_tools, stream_tools
+    from . import market_tools, prompts, resources, stream_tools
+    from . import subscriptions as subs
 
     market_tools.register(mcp, rt)
     stream_tools.register(mcp, rt)
-    for optional in ("resources", "prompts"):
-        try:
-            module = __import__(f"{__package__}.{optional}", fromlist=["register"])
-        except ModuleNotFoundError:
-            continue
-        module.register(mcp, rt)
+    resources.register(mcp, rt)
+    prompts.register(mcp, rt)
+    legacy = subs.install(mcp, bus, rt.leases, rt.holder)
+    rt.on_stop(legacy.close)
     return mcp

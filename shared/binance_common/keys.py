@@ -18,8 +18,12 @@ Value layouts (the contract):
 * ``daemon:stats`` STRING JSON (connections, per-stream rates, lag, reconnects, buffer, dropped).
 * channel ``updates``: payload = newline-joined names that changed (stream names, ``book:<SYMBOL>``).
 * channel ``control``: payload ``reconcile`` (a replica changed leases: reconcile now).
+* channel ``mcp:events``: MCP replicas' own resource events, fanned out to every replica (payload
+  ``uri <resource uri>`` or ``list <tools|prompts|resources>``). Only binance-mcp reads and writes it.
 * ``rl:weight:<epoch minute>`` INT (expires after 2 min), ``rl:ban_until`` / ``rl:retry_until`` (ms).
-* ``cache:<name>`` STRING JSON with its own TTL.
+* ``rl:clock_offset`` INT, Binance server time minus local time (ms), for signed requests.
+* ``cache:<name>`` STRING JSON with its own TTL: ``cache:exchange_info`` (compact exchangeInfo, TTL
+  ``exchange_info_ttl_s``) and ``cache:exchange_info:lock`` (a 20 s NX lock so one replica refreshes it).
 """
 
 from __future__ import annotations
@@ -95,6 +99,10 @@ class Keys:
     @property
     def control_channel(self) -> str:
         return f"{self.prefix}control"
+
+    @property
+    def mcp_events_channel(self) -> str:
+        return f"{self.prefix}mcp:events"
 
     # --- REST rate limits and caches ---------------------------------------------------------------
     def rl_weight(self, epoch_minute: int) -> str:

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
@@ -46,6 +46,13 @@ class Governor(Protocol):
     async def acquire(self, weight: int) -> None: ...
 
     async def observe(self, status: int, headers: Mapping[str, str], weight: int) -> None: ...
+
+
+@runtime_checkable
+class ClockStore(Protocol):
+    """Optional governor capability: remember the server clock offset for every process (signed requests)."""
+
+    async def record_clock_offset(self, offset_ms: int) -> None: ...
 
 
 class NullGovernor:
@@ -97,6 +104,12 @@ def map_error(status: int, headers: Mapping[str, str], content: bytes, path: str
             f"Binance rate limit reached (HTTP 429); retry after {ra:.0f} s. Binance said: {msg}",
             retry_after_s=ra, until_ms=now_ms + int(ra * 1000), status=status,
         )
+    if status == 403:
+        return BinanceAPIError(
+            f"Binance's web application firewall refused the request (HTTP 403) for {path}; do not repeat it "
+            f"unchanged. Binance said: {msg}",
+            status=status, code=code,
+        )
     if status >= 500:
         return ServerError(
             f"Binance returned HTTP {status} for {path}: the outcome is unknown (not known to have "
@@ -110,7 +123,7 @@ def map_error(status: int, headers: Mapping[str, str], content: bytes, path: str
             f"Invalid interval (Binance -1120): {msg}. Valid: 1s 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h "
             "1d 3d 1w 1M (case-sensitive)", status=status, code=code,
         )
-    if code is not None and (-1199 <= code <= -1100):
+    if code is not None and (-1199 <= code <= -1100 or code in (-1220, -1013)):
         return InvalidParameterError(f"Bad parameter (Binance {code}): {msg}", status=status, code=code)
     return BinanceAPIError(f"Binance error {code} (HTTP {status}): {msg}", status=status, code=code)
 
@@ -130,6 +143,7 @@ class BinanceRest:
         self.base_url = settings.rest_base_url
         self.clock_offset_ms: int = 0  # server time - local time, from /time and Date headers
         self.last_used_weight: int | None = None
+        self.last_round_trip_ms: float | None = None
         timeout = httpx.Timeout(settings.rest_timeout_s, connect=min(5.0, settings.rest_timeout_s))
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
@@ -163,10 +177,10 @@ class BinanceRest:
             resp = await self._client.get(path, params=clean)
         except httpx.TimeoutException as e:
             raise TransportError(
-                f"Binance did not answer {path} within {self.settings.rest_timeout_s:.0f} s (timeout); "
+                f"Binance did not answer {path} within {self.settings.rest_timeout_s:g} s (timeout); "
                 "the outcome is unknown, retry later."
             ) from e
-        except (httpx.ProxyError, httpx.ConnectError, httpx.NetworkError) as e:
+        except httpx.TransportError as e:  # connect, proxy, network, protocol failures
             raise TransportError(
                 f"Could not reach Binance at {self.base_url} ({type(e).__name__}: {e}). Check the network, "
                 "BINANCE_MCP_REST_BASE_URL and BINANCE_MCP_PROXY."
@@ -189,6 +203,9 @@ class BinanceRest:
         t1 = time.time() * 1000
         server = int(data["serverTime"])
         self.clock_offset_ms = int(server - (t0 + t1) / 2)
+        self.last_round_trip_ms = t1 - t0
+        if isinstance(self.governor, ClockStore):
+            await self.governor.record_clock_offset(self.clock_offset_ms)
         return server
 
 

@@ -59,5 +59,5 @@ def request_weight(path: str, params: Mapping[str, Any] | None = None) -> int:
     if path in ("/api/v3/ticker/tradingDay", "/api/v3/ticker"):
         return 4 * (n or 1) if (n or 1) <= 50 else 200
     if path in ("/api/v3/ticker/price", "/api/v3/ticker/bookTicker"):
-        return 2 if n == 1 else 4
+        return 2 if p.get("symbol") else 4  # `symbols` costs 4 whatever its length
     return 1

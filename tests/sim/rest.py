@@ -37,6 +37,8 @@ def _ms() -> int:
 
 def _weight(path: str, q: dict[str, str]) -> int:
     nsym = 1 if q.get("symbol") else (len(json.loads(q["symbols"])) if q.get("symbols") else 0)
+    if path in ("ticker/price", "ticker/bookTicker"):
+        return 2 if q.get("symbol") else 4
     if path == "depth":
         lim = int(q.get("limit", "100") or 100)
         return 5 if lim <= 100 else 25 if lim <= 500 else 50 if lim <= 1000 else 250
@@ -293,12 +295,13 @@ class RestApi:
         end = self.int_param(q, "endTime", None, 0) or _ms()
         start = self.int_param(q, "startTime", None, 0)
         last_open = end - (end + off) % span
-        first_open = last_open - (limit - 1) * span
         if start is not None:
-            first_open = max(first_open, start - (start + off) % span)
+            first_open = start - (start + off) % span
             if first_open < start:
-                first_open += span
-        rows = []
+                first_open += span  # candles opening at or after startTime, oldest first
+        else:
+            first_open = last_open - (limit - 1) * span
+        rows: list[list[Any]] = []
         t = first_open
         while t <= last_open and len(rows) < limit:
             k = m.kline(t, t + span - 1)

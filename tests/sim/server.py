@@ -109,7 +109,7 @@ class BinanceSim:
         uc = uvicorn.Config(self.rest.app(), host=cfg.host, port=rest_port, log_level="warning", lifespan="off",
                             access_log=False)
         self._uvicorn = uvicorn.Server(uc)
-        self._uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._uvicorn.install_signal_handlers = lambda: None  # type: ignore[method-assign,attr-defined]
         self._uvicorn_task = asyncio.create_task(self._uvicorn.serve())
         deadline = time.monotonic() + 10
         while not self._uvicorn.started:

@@ -1,0 +1,121 @@
+"""Ingest benchmark: flood K streams into binance-streamd; report msgs/s into Redis, latency, CPU, RSS.
+
+    python bench/ingest.py --streams 64 --procs 2 --duration 20 [--rate 0] [--profile]
+
+The flood (bench/flood.py, several processes on one port) sends aggTrade frames carrying their send time;
+the daemon runs as its own process (``binance-streamd run``) writing to a real redis-server; a sampler
+XREADs a few streams and computes send -> visible-in-Redis latency. All on this machine's 2 cores, so the
+sender, the daemon and Redis compete: the sender's own rate is printed beside the daemon's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import redis.asyncio as aioredis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from binance_common.keys import Keys
+
+from bench import flood
+from tests.redis_server import RedisServer, free_port
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_rss(pid: int) -> tuple[float, int]:
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(parts[11]) + int(parts[12])) / CLK
+    rss = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                rss = int(line.split()[1]) * 1024
+    return cpu, rss
+
+
+async def sample_latency(r: aioredis.Redis, keys: Keys, streams: list[str], until: float) -> list[float]:
+    lat: list[float] = []
+    ids = {keys.history(s): "$" for s in streams}
+    while time.monotonic() < until:
+        res = await r.xread(ids, block=200, count=1000)  # type: ignore[arg-type]
+        now_us = time.time_ns() // 1000
+        for key, entries in res or []:
+            for eid, fields in entries:
+                ids[key.decode()] = eid
+                lat.append((now_us - orjson.loads(fields[b"d"])["T"]) / 1000)
+    return lat
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--streams", type=int, default=64)
+    ap.add_argument("--procs", type=int, default=2, help="flood sender processes")
+    ap.add_argument("--rate", type=float, default=0.0, help="frames/s per stream (0 = as fast as possible)")
+    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--per-conn", type=int, default=0, help="streams per connection (default: streams/procs)")
+    ap.add_argument("--maxlen", type=int, default=10_000)
+    a = ap.parse_args()
+    port = free_port()
+    ns = "bench"
+    keys = Keys(ns)
+    streams = [f"s{i:04d}usdt@aggTrade" for i in range(a.streams)]
+    per_conn = a.per_conn or max(1, (a.streams + a.procs - 1) // a.procs)
+    with RedisServer() as rs:
+        ps, _q = flood.start(port, a.procs, a.rate, a.duration + 15)
+        time.sleep(1.0)
+        env = {**os.environ, "BINANCE_MCP_REDIS_URL": rs.url, "BINANCE_MCP_NAMESPACE": ns,
+               "BINANCE_MCP_WS_BASE_URL": f"ws://127.0.0.1:{port}", "BINANCE_MCP_REST_BASE_URL": "http://127.0.0.1:1",
+               "BINANCE_MCP_STREAMS": ",".join(streams), "BINANCE_MCP_MAX_STREAMS_PER_CONNECTION": str(per_conn),
+               "BINANCE_MCP_HISTORY_MAXLEN": str(a.maxlen), "BINANCE_MCP_STALE_AFTER_S": "600"}
+        daemon = subprocess.Popen([sys.executable, "-m", "binance_streamd", "run", "--log-level", "WARNING"], env=env)
+        r = aioredis.Redis.from_url(rs.url)
+        try:
+            async def written() -> int:
+                raw = await r.get(keys.daemon_stats)
+                return int(orjson.loads(raw)["writer"]["written"]) if raw else 0
+
+            deadline = time.monotonic() + 20
+            while await written() == 0:
+                if time.monotonic() > deadline:
+                    raise SystemExit("daemon wrote nothing in 20 s")
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(2.0)  # warm-up
+            w0, t0 = await written(), time.monotonic()
+            cpu0, _ = proc_cpu_rss(daemon.pid)
+            lat = await sample_latency(r, keys, streams[:4], time.monotonic() + a.duration)
+            await asyncio.sleep(1.1)  # stats are written every second
+            w1, t1 = await written(), time.monotonic()
+            cpu1, rss = proc_cpu_rss(daemon.pid)
+            stats = orjson.loads(await r.get(keys.daemon_stats))
+            mem = await r.info("memory")
+        finally:
+            daemon.terminate()
+            daemon.wait(20)
+            await r.aclose()
+        for p in ps:
+            p.terminate()
+    rate = (w1 - w0) / (t1 - t0)
+    lat.sort()
+    pct = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]) if lat else (lambda p: float("nan"))
+    print(f"streams={a.streams} sender_procs={a.procs} per_conn={per_conn} duration={t1 - t0:.1f}s")
+    print(f"sustained into Redis: {rate:,.0f} msg/s  (writer: {stats['writer']['strategy']}, "
+          f"dropped={stats['writer']['dropped']}, malformed={stats['malformed']})")
+    print(f"latency send->visible (ms, n={len(lat)}): p50={pct(0.5):.2f} p99={pct(0.99):.2f} "
+          f"max={lat[-1] if lat else float('nan'):.2f} mean={statistics.fmean(lat) if lat else float('nan'):.2f}")
+    print(f"daemon CPU: {cpu1 - cpu0:.1f} s over {t1 - t0:.1f} s = {100 * (cpu1 - cpu0) / (t1 - t0):.0f}% of a core; "
+          f"CPU per million msgs: {(cpu1 - cpu0) / max(1, w1 - w0) * 1e6:.1f} s; peak RSS {rss / 2**20:.0f} MiB")
+    print(f"redis used_memory: {int(mem['used_memory']) / 2**20:.0f} MiB")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,177 @@
+"""Output models of the stream tools and resources (the JSON agents see). Prices are exact decimal strings."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel, Field
+
+from .freshness import Freshness
+
+
+class StreamStatus(BaseModel):
+    """The feed daemon's view of one stream (``status:<stream>``)."""
+
+    state: str = Field(description="pending, live, failed, unsubscribed, or not_subscribed.")
+    reason: str | None = None
+    since_ms: int | None = Field(None, description="When the stream entered its current state, ms.")
+    last_recv_ms: int | None = Field(None, description="When the last message arrived, ms.")
+    msgs: int | None = Field(None, description="Messages received since the daemon subscribed.")
+    gaps_found: int | None = None
+    gaps_filled: int | None = None
+    reconnects: int | None = None
+    connection: str | None = None
+
+
+class StreamLatest(BaseModel):
+    """The latest message of a stream."""
+
+    stream: str
+    data: Any = Field(
+        None,
+        description="The message: decoded to readable field names (exact decimal strings) unless raw was "
+        "asked for or decoding failed; null when there is no data yet.",
+    )
+    decoded: bool = Field(description="True when data uses readable field names, false when it is Binance's raw JSON.")
+    freshness: Freshness
+
+
+class SubscriptionOutcome(BaseModel):
+    stream: str
+    state: str = Field(description="live, failed, or pending (the wait ran out).")
+    reason: str | None = None
+    freshness: Freshness
+
+
+class SubscribeResult(BaseModel):
+    subscriptions: list[SubscriptionOutcome]
+    live: int
+    failed: int
+    pending: int
+    holder: str = Field(description="The lease holder these subscriptions are recorded under.")
+    scope: Literal["process", "session", "pool"] = Field(
+        description="process: held while this server process runs (stdio); session: held while this "
+        "HTTP/SSE session is open; pool: stateless HTTP, held while any replica runs and until released."
+    )
+    lease_ttl_s: float
+    daemon_alive: bool
+    waited_ms: int
+    note: str | None = None
+
+
+class UnsubscribeResult(BaseModel):
+    released: list[str] = Field(description="Streams whose lease (under this caller's holder) was removed.")
+    not_held: list[str] = Field(description="Streams this caller did not hold.")
+    still_wanted_by_others: list[str] = Field(
+        description="Released streams that other holders (or the daemon's always-on list) still keep."
+    )
+    holder: str
+    scope: Literal["process", "session", "pool"]
+
+
+class SubscriptionInfo(BaseModel):
+    stream: str
+    yours: bool = Field(description="True when this caller's holder has a lease on it.")
+    holders: int = Field(description="Number of unexpired leases on the stream.")
+    always_on: bool = Field(description="True when the daemon's own config keeps the stream.")
+    lease_expires_ms: int | None = Field(None, description="Latest lease expiry, ms (renewed while held).")
+    status: StreamStatus
+    freshness: Freshness
+
+
+class SubscriptionList(BaseModel):
+    subscriptions: list[SubscriptionInfo]
+    total: int
+    truncated: bool
+    holder: str
+    scope: Literal["process", "session", "pool"]
+
+
+class HistoryEntry(BaseModel):
+    cursor: str = Field(description="Pass as `since` to read the entries after this one.")
+    received_ms: int
+    source: Literal["ws", "rest"] = Field(description="ws: live; rest: a gap backfilled from Binance REST.")
+    data: Any
+
+
+class StreamHistory(BaseModel):
+    stream: str
+    entries: list[HistoryEntry] = Field(description="Oldest first.")
+    next_cursor: str | None = Field(
+        description="Cursor to pass as `since` next time (the last entry returned, or the stream's end)."
+    )
+    missed: int | None = Field(
+        description="Entries after `since` that the history cap trimmed before they were read "
+        "(0 when none; null when it cannot be known, e.g. a bare Redis id cursor that was trimmed)."
+    )
+    retained: int = Field(description="Entries the capped history holds now.")
+    cap: int = Field(description="Approximate cap of the history (history_maxlen).")
+    waited_ms: int = Field(description="How long the call waited for new entries.")
+    freshness: Freshness
+
+
+class BookLevel(BaseModel):
+    price: str
+    quantity: str
+
+
+class BandDepth(BaseModel):
+    band_pct: str = Field(description="Half-width of the price band around the mid price, percent.")
+    low: str = Field(description="Lowest price in the band.")
+    high: str = Field(description="Highest price in the band.")
+    bid_quantity: str
+    bid_notional: str = Field(description="Sum of price x quantity of bids in the band (quote asset).")
+    ask_quantity: str
+    ask_notional: str
+    bid_levels: int
+    ask_levels: int
+
+
+class OrderBookView(BaseModel):
+    symbol: str
+    last_update_id: int | None
+    bids: list[BookLevel] = Field(description="Best first.")
+    asks: list[BookLevel] = Field(description="Best first.")
+    best_bid: str | None
+    best_ask: str | None
+    mid: str | None
+    spread: str | None
+    spread_bps: str | None = Field(None, description="Spread over mid, basis points (4 decimals).")
+    depth: BandDepth | None
+    levels_available: dict[str, int] = Field(description="Levels per side the feed keeps for this book.")
+    freshness: Freshness
+
+
+class FeedStatus(BaseModel):
+    daemon_alive: bool = Field(description="True when the daemon's heartbeat key exists (it has a TTL).")
+    heartbeat: dict[str, Any] | None = Field(None, description="pid, host, started, ts of the daemon.")
+    heartbeat_age_ms: int | None = None
+    stats: dict[str, Any] | None = Field(
+        None, description="The daemon's own figures: connections, per-stream rates, lag, reconnects, buffer."
+    )
+    streams_by_state: dict[str, int]
+    leased_streams: int
+    leases: int
+    always_on: int
+    problems: list[StreamProblem] = Field(description="Streams that are failed or pending (at most 50).")
+    embedded: bool = Field(description="True when the feed runs inside this process over in-memory Redis.")
+    replica: str
+    redis_ok: bool
+
+
+class StreamProblem(BaseModel):
+    stream: str
+    state: str
+    reason: str | None = None
+
+
+FeedStatus.model_rebuild()
+
+
+def respond(model: BaseModel) -> CallToolResult:
+    """A tool result: structured content validated by the tool's output schema, and the same data as compact
+    JSON text (no indentation) for clients that only read text. Nulls are kept: ``as_of: null`` says "no data"."""
+    data = model.model_dump(mode="json")
+    return CallToolResult(content=[TextContent(type="text", text=orjson.dumps(data).decode())], structured_content=data)
