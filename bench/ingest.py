@@ -64,6 +64,7 @@ async def main() -> None:
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--per-conn", type=int, default=0, help="streams per connection (default: streams/procs)")
     ap.add_argument("--maxlen", type=int, default=10_000)
+    ap.add_argument("--profile", default=None, help="write a cProfile of the daemon to this path")
     a = ap.parse_args()
     port = free_port()
     ns = "bench"
@@ -77,7 +78,9 @@ async def main() -> None:
                "BINANCE_MCP_WS_BASE_URL": f"ws://127.0.0.1:{port}", "BINANCE_MCP_REST_BASE_URL": "http://127.0.0.1:1",
                "BINANCE_MCP_STREAMS": ",".join(streams), "BINANCE_MCP_MAX_STREAMS_PER_CONNECTION": str(per_conn),
                "BINANCE_MCP_HISTORY_MAXLEN": str(a.maxlen), "BINANCE_MCP_STALE_AFTER_S": "600"}
-        daemon = subprocess.Popen([sys.executable, "-m", "binance_streamd", "run", "--log-level", "WARNING"], env=env)
+        prof = ["-m", "cProfile", "-o", a.profile] if a.profile else []
+        daemon = subprocess.Popen([sys.executable, *prof, "-m", "binance_streamd", "run", "--log-level", "WARNING"],
+                                  env=env)
         r = aioredis.Redis.from_url(rs.url)
         try:
             async def written() -> int:
@@ -118,4 +121,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: no orphaned daemon
     asyncio.run(main())

@@ -50,6 +50,7 @@ async def test_always_on_streams_reach_redis_and_stop_is_graceful(sim, redis_ser
     s = make_settings(sim, redis_server.url, keys.namespace, streams=["btcusdt@trade", "ethusdt@bookTicker"])
     d = await StreamDaemon(s).start()
     try:
+        assert d.writer.strategy == "script"  # one server-side call per batch on a real Redis
         await wait_until(lambda: redis_client.exists(keys.latest("btcusdt@trade")), what="latest trade")
         await wait_until(lambda: redis_client.exists(keys.latest("ethusdt@bookTicker")), what="latest bookTicker")
         env = orjson.loads(await redis_client.get(keys.latest("btcusdt@trade")))
@@ -254,3 +255,26 @@ async def test_replayed_recording_builds_the_four_books_exactly(redis_server, re
                 await wait_until(equal, timeout=15, what=f"book {sym} equal to the reconstruction")
         finally:
             await d.stop()
+
+
+async def test_sigterm_stops_the_process_gracefully(sim, redis_server, redis_client, keys) -> None:
+    import signal
+
+    env = {**os.environ, "BINANCE_MCP_REDIS_URL": redis_server.url, "BINANCE_MCP_NAMESPACE": keys.namespace,
+           "BINANCE_MCP_WS_BASE_URL": sim.ws_url, "BINANCE_MCP_REST_BASE_URL": sim.rest_url,
+           "BINANCE_MCP_STREAMS": "btcusdt@trade"}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "binance_streamd", "run", env=env,
+                                                stderr=asyncio.subprocess.PIPE)
+    try:
+        await wait_until(lambda: redis_client.exists(keys.heartbeat), timeout=20, what="heartbeat")
+        await wait_until(lambda: redis_client.exists(keys.latest("btcusdt@trade")), timeout=20)
+        proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.wait_for(proc.wait(), 15)
+        assert rc == 0
+        assert not await redis_client.exists(keys.heartbeat)
+        err = (await proc.stderr.read()).decode()  # type: ignore[union-attr]
+        assert "binance-streamd started" in err and "Traceback" not in err
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -108,12 +108,10 @@ class Pool:
             s.wake.set()
             if s.task is not None:
                 s.task.cancel()
+        tasks = [s.task for s in self.slots if s.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=3.0)
         for s in self.slots:
-            if s.task is not None:
-                try:
-                    await s.task
-                except (asyncio.CancelledError, Exception):
-                    pass
             if s.conn is not None:
                 await s.conn.close("daemon stopping")
 

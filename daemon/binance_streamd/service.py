@@ -128,14 +128,15 @@ class StreamDaemon:
             return
         self._stopping = True
         if self.pool is not None:
-            await self.pool.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.pool.close(), 10.0)
         for t in list(self._backfills):
             t.cancel()
         for t in self._tasks:
             t.cancel()
-        for t in [*self._tasks, *self._backfills]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        pending = [*self._tasks, *self._backfills]
+        if pending:  # bounded: a task that swallows its cancel (seen with redis-py pub/sub) cannot hang stop
+            await asyncio.wait(pending, timeout=3.0)
         if self.books is not None:
             with contextlib.suppress(Exception):
                 await self.books.flush()

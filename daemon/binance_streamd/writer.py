@@ -27,20 +27,34 @@ from redis.exceptions import NoScriptError, RedisError
 
 log = logging.getLogger(__name__)
 
-# ARGV: maxlen, n_msgs, n_latest, channel, updates, then n_msgs x (hist key, recv, payload, backfill flag),
-# then n_latest x (key, value).
-_BATCH_LUA = """
+# ARGV: maxlen, n_groups, n_latest, channel, updates, then n_groups x (hist key, backfill flag, entries),
+# then n_latest x (key, value). ``entries`` packs a group's messages as "<recv ms>\n<payload>" joined by
+# \x1e (JSON text never contains a raw newline or \x1e): one argument per stream instead of four per
+# message, which is what the client-side cost of a batch is made of (redis-py encodes every argument).
+_BATCH_LUA = r"""
 local maxlen = ARGV[1]
-local n = tonumber(ARGV[2])
+local ng = tonumber(ARGV[2])
 local nl = tonumber(ARGV[3])
 local i = 6
-for _ = 1, n do
-  if ARGV[i + 3] == '1' then
-    redis.call('XADD', ARGV[i], 'MAXLEN', '~', maxlen, '*', 'd', ARGV[i + 2], 'r', ARGV[i + 1], 'b', '1')
-  else
-    redis.call('XADD', ARGV[i], 'MAXLEN', '~', maxlen, '*', 'd', ARGV[i + 2], 'r', ARGV[i + 1])
+local n = 0
+for _ = 1, ng do
+  local key, flag, blob = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local pos = 1
+  local len = #blob
+  while pos <= len do
+    local stop = string.find(blob, '\30', pos, true) or (len + 1)
+    local nl_at = string.find(blob, '\n', pos, true)
+    local recv = string.sub(blob, pos, nl_at - 1)
+    local payload = string.sub(blob, nl_at + 1, stop - 1)
+    if flag == '1' then
+      redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'd', payload, 'r', recv, 'b', '1')
+    else
+      redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'd', payload, 'r', recv)
+    end
+    n = n + 1
+    pos = stop + 1
   end
-  i = i + 4
+  i = i + 3
 end
 for _ = 1, nl do
   redis.call('SET', ARGV[i], ARGV[i + 1])
@@ -184,9 +198,20 @@ class RedisWriter:
         changed = list(latest) + [f"book:{s}" for s in books]
         updates = "\n".join(changed)
         if self.strategy == "script" and self._sha:
-            argv: list[Any] = [self.maxlen, len(batch), len(latest) + len(books), k.updates_channel, updates]
+            # runs of one stream with one flag, in arrival order per stream (backfilled entries must stay
+            # between the live entries they came between)
+            runs: list[tuple[str, bool, list[bytes]]] = []
+            last: dict[str, tuple[str, bool, list[bytes]]] = {}
             for stream, payload, recv_ms, backfill in batch:
-                argv += [k.history(stream), recv_ms, payload, "1" if backfill else "0"]
+                run = last.get(stream)
+                if run is None or run[1] != backfill:
+                    run = (stream, backfill, [])
+                    runs.append(run)
+                    last[stream] = run
+                run[2].append(b"%d\n" % recv_ms + payload)
+            argv: list[Any] = [self.maxlen, len(runs), len(latest) + len(books), k.updates_channel, updates]
+            for stream, backfill, entries in runs:
+                argv += [k.history(stream), b"1" if backfill else b"0", b"\x1e".join(entries)]
             for stream, value in latest.items():
                 argv += [k.latest(stream), value]
             for sym, value in books.items():
