@@ -278,3 +278,24 @@ async def test_sigterm_stops_the_process_gracefully(sim, redis_server, redis_cli
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_prometheus_metrics_endpoint(sim, redis_server, redis_client, keys) -> None:
+    import httpx
+    from binance_streamd.metrics import serve_metrics
+
+    from tests.redis_server import free_port
+
+    s = make_settings(sim, redis_server.url, keys.namespace, streams=["btcusdt@trade"])
+    d = await StreamDaemon(s).start()
+    port = free_port()
+    server = await serve_metrics(d, port)
+    try:
+        await wait_until(lambda: "btcusdt@trade" in d.states and d.states["btcusdt@trade"].msgs > 0)
+        async with httpx.AsyncClient() as c:
+            text = (await c.get(f"http://127.0.0.1:{port}/metrics")).text
+        assert 'binance_streamd_messages_total{stream="btcusdt@trade"}' in text
+        assert "binance_streamd_connections 1" in text and "binance_streamd_dropped_total 0" in text
+    finally:
+        server.close()
+        await d.stop()
