@@ -23,9 +23,8 @@ import orjson
 import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from binance_common.keys import Keys
-
 from bench import flood
+from binance_common.keys import Keys
 from tests.redis_server import RedisServer, free_port
 
 CLK = os.sysconf("SC_CLK_TCK")

@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.sim / 
 import orjson
 import redis.asyncio as aioredis
 import uvicorn
+from mcp import Client
+
 from binance_common.keys import Keys
 from binance_common.settings import Settings
 from binance_mcp.http_app import bind_socket, create_app
-from mcp import Client
-
 from tests.redis_server import RedisServer
 from tests.sim import BinanceSim, SimConfig
 

@@ -164,6 +164,7 @@ async def _feeder(redis_url: str, namespace: str, stop: asyncio.Event, rate_hz: 
     """Write latest + history of btcusdt@trade like the daemon, at ``rate_hz``."""
     import orjson
     import redis.asyncio as aioredis
+
     from binance_common.keys import Keys
     from binance_common.timeutil import now_ms
 

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
+
 from binance_common.keys import Keys
 from binance_common.settings import Settings
-
 from tests.redis_server import RedisServer
 
 

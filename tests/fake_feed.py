@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+
 from binance_common.keys import Keys
 from binance_common.timeutil import now_ms
 from binance_mcp.aio import cancel_and_wait
@@ -194,6 +195,7 @@ class ServeApp:
 
     async def __aenter__(self) -> ServeApp:
         import uvicorn
+
         from binance_mcp.http_app import bind_socket
 
         sock = bind_socket(self.host, 0)

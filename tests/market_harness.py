@@ -11,12 +11,13 @@ from typing import Any
 import httpx
 import orjson
 import redis.asyncio as aioredis
+from mcp import Client
+
 from binance_common.keys import Keys
 from binance_common.rest import BinanceRest
 from binance_common.settings import Settings
 from binance_mcp.runtime import Runtime
 from binance_mcp.server import build_server
-from mcp import Client
 
 
 @asynccontextmanager

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from binance_common.errors import BinanceAPIError, InvalidSymbolError, ServerError
 from binance_streamd.backfill import (
     BackfillError,

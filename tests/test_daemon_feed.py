@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
+
 from binance_common.keys import Keys
 from binance_common.settings import Settings
 from binance_streamd.service import StreamDaemon
-
 from tests.redis_server import RedisServer
 from tests.sim import BinanceSim, SimConfig
 from tests.waiting import wait_until
@@ -282,8 +282,8 @@ async def test_sigterm_stops_the_process_gracefully(sim, redis_server, redis_cli
 
 async def test_prometheus_metrics_endpoint(sim, redis_server, redis_client, keys) -> None:
     import httpx
-    from binance_streamd.metrics import serve_metrics
 
+    from binance_streamd.metrics import serve_metrics
     from tests.redis_server import free_port
 
     s = make_settings(sim, redis_server.url, keys.namespace, streams=["btcusdt@trade"])

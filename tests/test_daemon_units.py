@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import orjson
+
 from binance_streamd.frames import control_reply, is_server_shutdown, split_combined
 from binance_streamd.limits import Backoff, SlidingWindow
 

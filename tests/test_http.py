@@ -10,10 +10,6 @@ import httpx
 import httpx2
 import pytest
 import redis.asyncio as aioredis
-from binance_common.keys import Keys
-from binance_mcp.auth import StartupError, check_bind
-from binance_mcp.http_app import create_app
-from binance_mcp.leases import POOL_HOLDER
 from mcp import Client
 from mcp.client.session import IncomingMessage
 from mcp.client.sse import sse_client
@@ -22,6 +18,10 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated
 from mcp_types import ResourceUpdatedNotification
 
+from binance_common.keys import Keys
+from binance_mcp.auth import StartupError, check_bind
+from binance_mcp.http_app import create_app
+from binance_mcp.leases import POOL_HOLDER
 from tests.fake_feed import FakeDaemon, ServeApp, trade, wait_until
 from tests.redis_server import free_port
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+
 from binance_common.keys import Keys
 from binance_common.timeutil import now_ms
 from binance_mcp.leases import POOL_HOLDER, LeaseKeeper, holder_for, is_session_connection, session_holder
-
 from tests.fake_feed import wait_until
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from binance_mcp.market_convert import (
     agg_trade,
     book_levels,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+
 from binance_common.keys import Keys
 from binance_mcp.runtime import Runtime
-
 from tests.market_harness import (
     Counting,
     call,

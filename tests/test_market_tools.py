@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from binance_common.ratelimit import RedisGovernor
-from binance_mcp.runtime import Runtime
 from mcp import Client
 
+from binance_common.ratelimit import RedisGovernor
+from binance_mcp.runtime import Runtime
 from tests.market_harness import call, call_error, client_for, replica
 from tests.sim import BinanceSim, SimConfig
 
@@ -521,6 +521,7 @@ async def test_governor_holds_back_before_the_limit(settings, sim: BinanceSim) -
 async def test_replica_over_streamable_http(settings, sim: BinanceSim) -> None:  # type: ignore[no-untyped-def]
     """The same tools through the HTTP app and a real Streamable HTTP client."""
     import uvicorn
+
     from binance_mcp.http_app import bind_socket, create_app
 
     app = create_app(settings)

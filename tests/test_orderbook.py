@@ -6,9 +6,10 @@ from decimal import Decimal
 
 import orjson
 import pytest
-from binance_streamd.orderbook import BookGap, BookSync, LocalBook, SyncResult
 from hypothesis import given
 from hypothesis import strategies as st
+
+from binance_streamd.orderbook import BookGap, BookSync, LocalBook, SyncResult
 
 
 def diff(U: int, u: int, b=(), a=(), E: int = 1000, s: str = "BNBBTC") -> dict:

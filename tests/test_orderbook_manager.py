@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from binance_common.errors import RateLimitedError, ServerError
 from binance_streamd.orderbook import BookManager
 

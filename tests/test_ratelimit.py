@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import fakeredis
 import pytest
 import redis.asyncio as aioredis
+
 from binance_common.errors import InvalidParameterError, IPBannedError, RateLimitedError
 from binance_common.keys import Keys
 from binance_common.ratelimit import (

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlparse
 import orjson
 import pytest
 import zstandard
+
 from binance_streamd.orderbook import BookManager
 
 RECORDING = Path(__file__).resolve().parents[2] / "shared/fixtures/binance/recording-2021-10-12-4sym.jsonl.zst"

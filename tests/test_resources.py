@@ -9,9 +9,6 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from binance_common.keys import Keys
-from binance_mcp.bus import PerKeyThrottle, RedisSubscriptionBus
-from binance_mcp.uris import ResourceURIError, canonical_uri, parse_uri, uris_for_update
 from hypothesis import HealthCheck, given
 from hypothesis import settings as settings_
 from hypothesis import strategies as st
@@ -21,6 +18,9 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
 from mcp_types import ResourceUpdatedNotification
 
+from binance_common.keys import Keys
+from binance_mcp.bus import PerKeyThrottle, RedisSubscriptionBus
+from binance_mcp.uris import ResourceURIError, canonical_uri, parse_uri, uris_for_update
 from tests.fake_feed import FakeDaemon, Replica, trade, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from binance_common.streams import StreamNameError
-from binance_streamd.sequence import SeqVerdict, StreamSequencer, dedup_key
 from hypothesis import given
 from hypothesis import strategies as st
+
+from binance_common.streams import StreamNameError
+from binance_streamd.sequence import SeqVerdict, StreamSequencer, dedup_key
 
 
 def trade(t: int, E: int = 1) -> dict:

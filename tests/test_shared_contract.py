@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+
 from binance_common.errors import (
     BinanceAPIError,
     GeoBlockedError,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from binance_common.streams import (
     KLINE_INTERVALS,
     StreamKind,
@@ -13,8 +16,6 @@ from binance_common.streams import (
     parse_stream,
     stream_symbol,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 VALID = {
     "btcusdt@trade": (StreamKind.TRADE, "BTCUSDT"),

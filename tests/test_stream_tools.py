@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from binance_common.keys import Keys
 from mcp import Client
 
+from binance_common.keys import Keys
 from tests.fake_feed import FakeDaemon, Replica, trade, wait_until
 
 

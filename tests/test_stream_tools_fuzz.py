@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from binance_common.keys import Keys
-from binance_common.streams import validate_stream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
+from binance_common.keys import Keys
+from binance_common.streams import validate_stream
 from tests.fake_feed import FakeDaemon, Replica, trade
 
 NASTY = [

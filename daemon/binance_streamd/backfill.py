@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+
 from binance_common.errors import BinanceError, InvalidSymbolError
 from binance_common.streams import StreamKind, parse_stream
 

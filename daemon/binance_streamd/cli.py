@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import typer
+
 from binance_common.keys import Keys
 from binance_common.redis_conn import make_redis
 from binance_common.settings import Settings

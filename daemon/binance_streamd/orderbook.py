@@ -39,6 +39,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import orjson
+
 from binance_common.errors import RateLimitedError
 from binance_common.timeutil import now_ms
 

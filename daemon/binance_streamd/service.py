@@ -17,12 +17,13 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
 from binance_common.keys import CONTROL_RECONCILE, Keys
 from binance_common.redis_conn import make_redis
 from binance_common.rest import BinanceRest
 from binance_common.settings import Settings
 from binance_common.streams import StreamKind, StreamNameError, parse_stream
-from redis.exceptions import RedisError
 
 from .backfill import BackfillError, backfill_trades
 from .connection import WsConnection

@@ -22,8 +22,9 @@ from collections import deque
 from typing import Any
 
 import redis.asyncio as aioredis
-from binance_common.keys import Keys
 from redis.exceptions import NoScriptError, RedisError
+
+from binance_common.keys import Keys
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import hmac
 import ipaddress
 
-from binance_common.settings import Settings
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from binance_common.settings import Settings
 
 OPEN_PATHS = frozenset({"/healthz"})
 _WILDCARDS = ("0.0.0.0", "::", "")

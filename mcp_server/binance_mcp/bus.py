@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
-from binance_common.keys import Keys
 from mcp.server.subscriptions import (
     PromptsListChanged,
     ResourcesListChanged,
@@ -34,6 +33,8 @@ from mcp.server.subscriptions import (
     ServerEvent,
     ToolsListChanged,
 )
+
+from binance_common.keys import Keys
 
 from .aio import cancel_and_wait
 from .uris import FEED_STATUS_URI, uris_for_update

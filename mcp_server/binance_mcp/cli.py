@@ -12,8 +12,9 @@ import sys
 
 import anyio
 import typer
-from binance_common.settings import Settings
 from pydantic import ValidationError
+
+from binance_common.settings import Settings
 
 app = typer.Typer(add_completion=False, help="Binance market data MCP server.", no_args_is_help=False)
 

@@ -7,11 +7,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-from binance_common.errors import BinanceError, RateLimitedError
-from binance_common.streams import StreamNameError, SymbolError
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
+
+from binance_common.errors import BinanceError, RateLimitedError
+from binance_common.streams import StreamNameError, SymbolError
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+
 from binance_common.keys import Keys
 from binance_common.models import event_time_ms, parse_payload
 from binance_common.streams import normalize_symbol

@@ -12,8 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from binance_common.streams import StreamKind, parse_stream
 from pydantic import BaseModel, Field
+
+from binance_common.streams import StreamKind, parse_stream
 
 Source = Literal["ws", "rest", "none"]
 

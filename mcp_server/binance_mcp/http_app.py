@@ -21,12 +21,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
-from binance_common.settings import Settings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
+
+from binance_common.settings import Settings
 
 from .auth import BearerAuthMiddleware, auth_token, check_bind, transport_security
 from .runtime import Runtime, default_holder

@@ -30,9 +30,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 import redis.asyncio as aioredis
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
 from binance_common.keys import CONTROL_RECONCILE, Keys
 from binance_common.timeutil import now_ms
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .aio import cancel_and_wait
 

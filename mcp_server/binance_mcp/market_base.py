@@ -6,11 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
 from binance_common.errors import InvalidSymbolError
 from binance_common.streams import normalize_symbol
 from binance_common.timeutil import now_ms
-from mcp.types import ToolAnnotations
-from pydantic import Field
 
 from .market_convert import s
 from .runtime import Runtime

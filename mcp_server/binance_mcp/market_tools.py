@@ -18,10 +18,11 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from binance_common.streams import KLINE_INTERVALS
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
+
+from binance_common.streams import KLINE_INTERVALS
 
 from . import market_tickers
 from .errors import tool_errors

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from binance_common.streams import KLINE_INTERVALS, normalize_symbol
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
+
+from binance_common.streams import KLINE_INTERVALS, normalize_symbol
 
 from .runtime import Runtime
 

@@ -13,11 +13,12 @@ from decimal import Decimal
 from typing import Any, ParamSpec
 
 import orjson
-from binance_common.streams import StreamNameError, SymbolError, normalize_symbol, validate_stream
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from pydantic import BaseModel
 from redis.exceptions import RedisError
+
+from binance_common.streams import StreamNameError, SymbolError, normalize_symbol, validate_stream
 
 from .feed import FeedError
 from .runtime import Runtime

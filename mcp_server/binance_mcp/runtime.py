@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
+
 from binance_common.keys import Keys
 from binance_common.redis_conn import make_redis
 from binance_common.rest import BinanceRest, Governor

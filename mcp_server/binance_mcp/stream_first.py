@@ -19,9 +19,10 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
 from binance_common.keys import Keys
 from binance_common.timeutil import now_ms
-from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 

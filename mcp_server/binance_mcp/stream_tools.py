@@ -16,12 +16,13 @@ import asyncio
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from binance_common.streams import KLINE_INTERVALS, build_stream, validate_stream
-from binance_common.timeutil import now_ms
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
+
+from binance_common.streams import KLINE_INTERVALS, build_stream, validate_stream
+from binance_common.timeutil import now_ms
 
 from .errors import tool_errors
 from .feed import MAX_HISTORY_COUNT, MAX_WAIT_S, FeedReader, parse_cursor

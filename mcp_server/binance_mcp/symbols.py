@@ -21,10 +21,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
+
 from binance_common.errors import BinanceError, InvalidSymbolError
 from binance_common.streams import normalize_symbol
 from binance_common.timeutil import now_ms
-from redis.exceptions import RedisError
 
 from .runtime import Runtime
 
