@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from binance_common.errors import RateLimitedError, ServerError
-from binance_streamd.orderbook import BookManager
+from binance_streamd.bookmanager import BookManager
 
 TIMEOUT = 5.0
 

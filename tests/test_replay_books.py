@@ -22,7 +22,7 @@ import orjson
 import pytest
 import zstandard
 
-from binance_streamd.orderbook import BookManager
+from binance_streamd.bookmanager import BookManager
 
 RECORDING = Path(__file__).resolve().parents[2] / "shared/fixtures/binance/recording-2021-10-12-4sym.jsonl.zst"
 SYMBOLS = ["NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR"]

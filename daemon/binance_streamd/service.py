@@ -26,8 +26,8 @@ from binance_common.settings import Settings
 from binance_common.streams import StreamKind, StreamNameError, parse_stream
 
 from .backfill import BackfillError, backfill_trades
+from .bookmanager import BookManager
 from .connection import WsConnection
-from .orderbook import BookManager
 from .pool import Pool
 from .sequence import StreamSequencer
 
