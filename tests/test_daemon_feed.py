@@ -299,3 +299,22 @@ async def test_prometheus_metrics_endpoint(sim, redis_server, redis_client, keys
     finally:
         server.close()
         await d.stop()
+
+
+async def test_a_leased_depth_stream_gets_a_local_book(sim, redis_server, redis_client, keys) -> None:
+    import time
+
+    s = make_settings(sim, redis_server.url, keys.namespace)
+    d = await StreamDaemon(s).start()
+    try:
+        await redis_client.zadd(keys.leases, {keys.lease_member("ethusdt@depth@100ms", "a"): int(time.time() * 1000) + 60_000})
+        await redis_client.publish(keys.control_channel, "reconcile")
+        raw = await wait_until(lambda: redis_client.get(keys.book("ETHUSDT")), timeout=15, what="leased book")
+        book = orjson.loads(raw)
+        assert book["symbol"] == "ETHUSDT" and book["bids"] and book["asks"]
+        assert float(book["bids"][0][0]) < float(book["asks"][0][0])
+        await redis_client.zrem(keys.leases, keys.lease_member("ethusdt@depth@100ms", "a"))
+        await redis_client.publish(keys.control_channel, "reconcile")
+        await wait_until(lambda: "ETHUSDT" not in d.books.symbols, timeout=10)  # type: ignore[union-attr]
+    finally:
+        await d.stop()

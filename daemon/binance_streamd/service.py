@@ -85,7 +85,8 @@ class StreamDaemon:
         self.writer: Any = None
         self.pool: Pool | None = None
         self.books: BookManager | None = None
-        self._book_streams: dict[str, str] = {}
+        self._book_streams: dict[str, str] = {}  # depth@100ms stream -> symbol whose book it feeds
+        self._configured_book_streams: set[str] = set()
 
     # --- lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> StreamDaemon:
@@ -108,10 +109,11 @@ class StreamDaemon:
                          stale_after_s=s.stale_after_s, max_delay_s=s.reconnect_max_delay_s,
                          proxy=s.ws_proxy or s.proxy, on_malformed=self._on_malformed,
                          on_reconnect=self._on_reconnect, backpressure=self.writer)
-        if s.order_book_symbols:
-            syms = [x.upper() for x in s.order_book_symbols]
-            self.books = BookManager(self.rest, syms, top_n=s.order_book_top_n, write=self.writer.set_book)
-            self._book_streams = {f"{x.lower()}@depth@100ms": x for x in syms}
+        # Books: always for the configured symbols, and for any leased <s>@depth@100ms stream while it is leased.
+        syms = [x.upper() for x in s.order_book_symbols]
+        self.books = BookManager(self.rest, syms, top_n=s.order_book_top_n, write=self.writer.set_book)
+        self._book_streams = {f"{x.lower()}@depth@100ms": x for x in syms}
+        self._configured_book_streams = set(self._book_streams)
         self._pubsub = None
         with contextlib.suppress(RedisError, OSError):
             self._pubsub = self.redis.pubsub()
@@ -162,7 +164,7 @@ class StreamDaemon:
 
     # --- wanted streams ------------------------------------------------------------------------------
     def always_on(self) -> set[str]:
-        return set(self.settings.streams) | set(self._book_streams)
+        return set(self.settings.streams) | self._configured_book_streams
 
     async def wanted(self) -> set[str]:
         k = self.keys
@@ -200,6 +202,10 @@ class StreamDaemon:
             self.states[name] = StreamState(name, StreamSequencer(name), spec.kind)
             self.failed_at.pop(name, None)
             add.append(name)
+            if (spec.kind is StreamKind.DEPTH and spec.speed_ms == 100 and spec.symbol and self.books is not None
+                    and name not in self._book_streams):
+                self._book_streams[name] = spec.symbol
+                self.books.add_symbol(spec.symbol)
         if add:
             self.pool.add(add)
         drop: list[str] = []
@@ -215,6 +221,9 @@ class StreamDaemon:
                 self.unwanted_since.pop(name, None)
                 st = self.states.pop(name)
                 st.state = "unsubscribed"
+                sym = self._book_streams.pop(name, None)
+                if sym is not None and self.books is not None:
+                    await self.books.remove_symbol(sym)
                 await self._write_one_status(st)
         always = sorted(self.always_on())
         with contextlib.suppress(RedisError, OSError):

@@ -375,10 +375,10 @@ class FeedReader:
         state = _s(st100) or _s(st1000)
         if blob is None:
             raise FeedError(
-                f"no live order book for {sym}: the feed keeps local books only for the symbols in "
-                f"BINANCE_MCP_ORDER_BOOK_SYMBOLS (its depth stream state: {state or STATE_NOT_SUBSCRIBED}). "
-                f"For another symbol subscribe to {lower}@depth20@100ms and read it with get_stream_latest, "
-                "or use the REST order-book tool"
+                f"no live order book for {sym} yet (its depth stream state: {state or STATE_NOT_SUBSCRIBED}): "
+                f"the feed keeps local books for BINANCE_MCP_ORDER_BOOK_SYMBOLS and for every subscribed "
+                f"{lower}@depth@100ms stream. Subscribe to {lower}@depth@100ms (subscribe_streams) and ask again "
+                "in a second, or use the REST order-book tool"
             )
         return book_view(sym, orjson.loads(blob), levels=levels, band_pct=band_pct, state=state)
 
