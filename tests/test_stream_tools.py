@@ -247,7 +247,7 @@ async def test_live_order_book(rep: Replica, daemon: FakeDaemon) -> None:
 async def test_order_book_missing_says_how_to_get_one(rep: Replica) -> None:
     async with Client(rep.mcp) as client:
         msg = await call_error(client, "get_live_order_book", {"symbol": "ETHUSDT"})
-        assert "ORDER_BOOK_SYMBOLS" in msg and "ethusdt@depth20@100ms" in msg
+        assert "ORDER_BOOK_SYMBOLS" in msg and "ethusdt@depth@100ms" in msg and "subscribe_streams" in msg
 
 
 async def test_feed_status(rep: Replica, daemon: FakeDaemon) -> None:
