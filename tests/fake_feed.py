@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from binance_common.keys import Keys
 from binance_common.timeutil import now_ms
 from binance_mcp.aio import cancel_and_wait
+from tests.waiting import wait_until
 
 
 class FakeDaemon:
@@ -146,21 +147,6 @@ def trade(symbol: str, trade_id: int, price: str = "100.00", qty: str = "0.00100
     """A trade payload exactly as Binance sends it."""
     return {"e": "trade", "E": now_ms(), "s": symbol.upper(), "t": trade_id, "p": price, "q": qty, "T": now_ms(),
             "m": True, "M": True}
-
-
-async def wait_until(pred: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Await an (async or sync) predicate until it is truthy; fail after ``timeout`` s. Returns its value."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        v = pred()
-        if asyncio.iscoroutine(v):
-            v = await v
-        if v:
-            return v
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 class Replica:
