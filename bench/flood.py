@@ -49,6 +49,15 @@ async def handler(ws: ServerConnection, rate_per_stream: float, counter: list[in
             else:
                 await asyncio.sleep(0)
 
+    # streams named in the URL (/stream?streams=a/b, as cryptofeed connects) are subscribed at once
+    from urllib.parse import parse_qs, urlsplit
+
+    q = parse_qs(urlsplit(ws.request.path if ws.request else "/").query)
+    for s in (q.get("streams", [""])[0]).split("/"):
+        if s:
+            streams.append(s.encode())
+            syms.append(s.split("@")[0].upper().encode())
+            ids.append(1_000_000)
     task = asyncio.create_task(sender())
     try:
         async for msg in ws:
