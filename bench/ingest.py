@@ -71,7 +71,7 @@ async def main() -> None:
     streams = [f"s{i:04d}usdt@aggTrade" for i in range(a.streams)]
     per_conn = a.per_conn or max(1, (a.streams + a.procs - 1) // a.procs)
     with RedisServer() as rs:
-        ps, _q = flood.start(port, a.procs, a.rate, a.duration + 15)
+        ps, sent = flood.start(port, a.procs, a.rate, a.duration + 15)
         time.sleep(1.0)
         env = {**os.environ, "BINANCE_MCP_REDIS_URL": rs.url, "BINANCE_MCP_NAMESPACE": ns,
                "BINANCE_MCP_WS_BASE_URL": f"ws://127.0.0.1:{port}", "BINANCE_MCP_REST_BASE_URL": "http://127.0.0.1:1",
@@ -92,12 +92,15 @@ async def main() -> None:
                     raise SystemExit("daemon wrote nothing in 20 s")
                 await asyncio.sleep(0.2)
             await asyncio.sleep(2.0)  # warm-up
-            w0, t0 = await written(), time.monotonic()
+            w0, t0, s0 = await written(), time.monotonic(), sum(sent)
             cpu0, _ = proc_cpu_rss(daemon.pid)
+            assert rs.proc is not None
+            others0 = [proc_cpu_rss(pid)[0] for pid in (rs.proc.pid, *(p.pid for p in ps if p.pid))]
             lat = await sample_latency(r, keys, streams[:4], time.monotonic() + a.duration)
             await asyncio.sleep(1.1)  # stats are written every second
-            w1, t1 = await written(), time.monotonic()
+            w1, t1, s1 = await written(), time.monotonic(), sum(sent)
             cpu1, rss = proc_cpu_rss(daemon.pid)
+            others1 = [proc_cpu_rss(pid)[0] for pid in (rs.proc.pid, *(p.pid for p in ps if p.pid))]
             stats = orjson.loads(await r.get(keys.daemon_stats))
             mem = await r.info("memory")
         finally:
@@ -110,12 +113,15 @@ async def main() -> None:
     lat.sort()
     pct = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]) if lat else (lambda p: float("nan"))
     print(f"streams={a.streams} sender_procs={a.procs} per_conn={per_conn} duration={t1 - t0:.1f}s")
-    print(f"sustained into Redis: {rate:,.0f} msg/s  (writer: {stats['writer']['strategy']}, "
+    print(f"sender: {(s1 - s0) / (t1 - t0):,.0f} frames/s offered")
+    print(f"sustained into Redis: {rate:,.0f} msg/s  (writer: {stats['writer']}, "
           f"dropped={stats['writer']['dropped']}, malformed={stats['malformed']})")
     print(f"latency send->visible (ms, n={len(lat)}): p50={pct(0.5):.2f} p99={pct(0.99):.2f} "
           f"max={lat[-1] if lat else float('nan'):.2f} mean={statistics.fmean(lat) if lat else float('nan'):.2f}")
     print(f"daemon CPU: {cpu1 - cpu0:.1f} s over {t1 - t0:.1f} s = {100 * (cpu1 - cpu0) / (t1 - t0):.0f}% of a core; "
           f"CPU per million msgs: {(cpu1 - cpu0) / max(1, w1 - w0) * 1e6:.1f} s; peak RSS {rss / 2**20:.0f} MiB")
+    used = [(b - a) / (t1 - t0) * 100 for a, b in zip(others0, others1, strict=True)]
+    print(f"other CPU (% of a core): redis-server {used[0]:.0f}%, senders " + " + ".join(f"{u:.0f}%" for u in used[1:]))
     print(f"redis used_memory: {int(mem['used_memory']) / 2**20:.0f} MiB")
 
 

@@ -69,7 +69,7 @@ async def run_one(who: str, n: int, rate: float, duration: float, procs: int, cf
     port = free_port()
     ex, ex_port = exchange_info_server(n)
     with RedisServer() as rs:
-        ps, _q = flood.start(port, procs, rate, duration + 20)
+        ps, _sent = flood.start(port, procs, rate, duration + 20)
         time.sleep(1.0)
         if who == "binance-streamd":
             streams = [f"s{i:04d}usdt@aggTrade" for i in range(n)]

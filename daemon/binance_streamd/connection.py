@@ -1,7 +1,13 @@
 """One combined-stream WebSocket connection: live SUBSCRIBE/UNSUBSCRIBE with acks, rate-limited control.
 
-The connection does not reconnect by itself: the pool decides (backoff, rotation, watchdog). It reports
-every data frame to ``on_data(conn, stream, payload_bytes, recv_ms)`` and its end to ``on_closed``.
+The transport is picows (WebSocket frame parsing in Cython): every data frame is handed to
+``on_data(conn, stream, payload_bytes, recv_ms)`` synchronously from the socket's ``data_received``, with no
+per-message coroutine or queue. With the pure-Python websockets client, its frame parser and message
+assembler were ~45% of the daemon's CPU at 80k msg/s (docs/benchmarks.md). Pings are answered
+automatically; a server CLOSE is echoed and the connection ends with its code as the reason.
+
+The connection does not reconnect by itself: the pool decides (backoff, rotation, watchdog). Its end is
+signalled by ``closed`` and explained by ``close_reason``.
 """
 
 from __future__ import annotations
@@ -14,9 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-import websockets
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from .frames import control_reply, is_server_shutdown, split_combined
 from .limits import SlidingWindow
@@ -26,8 +30,12 @@ _conn_ids = itertools.count(1)
 CONTROL_PER_S = 4  # Binance allows 5 incoming messages/s per connection (pongs included): keep one spare
 SUBSCRIBE_BATCH = 200
 ACK_TIMEOUT_S = 10.0
+MAX_MESSAGE = 2**22
 
 OnData = Callable[["WsConnection", str, bytes, int], None]
+_TEXT, _BINARY, _CONT, _CLOSE = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION, WSMsgType.CLOSE
+_HEAD, _DATA = b'{"stream":"', b'","data":'
+_HEAD_LEN, _DATA_LEN = len(_HEAD), len(_DATA)
 
 
 class SubscribeError(Exception):
@@ -37,11 +45,14 @@ class SubscribeError(Exception):
         self.reason = reason
 
 
-class WsConnection:
+class WsConnection(WSListener):  # type: ignore[misc]
+    """picows calls ``on_ws_frame`` / ``on_ws_disconnected`` on this object from the event loop."""
+
     def __init__(self, base_url: str, on_data: OnData, *, proxy: str | None = None,
                  on_shutdown: Callable[[WsConnection], None] | None = None,
                  on_malformed: Callable[[WsConnection, bytes | str], None] | None = None,
                  backpressure: Any = None) -> None:
+        super().__init__()
         self.id = next(_conn_ids)
         self.url = base_url.rstrip("/") + "/stream"
         self.proxy = proxy
@@ -50,7 +61,7 @@ class WsConnection:
         self.on_malformed = on_malformed
         self.backpressure = backpressure  # object with congested() and async drained()
         self.streams: set[str] = set()  # acknowledged subscriptions
-        self.ws: ClientConnection | None = None
+        self.transport: WSTransport | None = None
         self.opened_at: float = 0.0  # monotonic
         self.last_data: float = 0.0
         self.frames = 0
@@ -60,7 +71,8 @@ class WsConnection:
         self._acks: dict[int, asyncio.Future[str | None]] = {}
         self._control = SlidingWindow(CONTROL_PER_S, 1.0)
         self._control_lock = asyncio.Lock()
-        self._reader: asyncio.Task[None] | None = None
+        self._fragments: list[bytes] | None = None
+        self._paused: asyncio.Task[None] | None = None
         self.control_sent = 0
 
     @property
@@ -68,35 +80,32 @@ class WsConnection:
         return time.monotonic() - self.opened_at if self.opened_at else 0.0
 
     async def open(self, timeout: float = 10.0) -> None:
-        kwargs: dict[str, Any] = {"open_timeout": timeout, "max_size": 2**22, "compression": None,
-                                  "ping_interval": None, "close_timeout": 2}
-        if self.proxy:
-            kwargs["proxy"] = self.proxy
-        else:
-            kwargs["proxy"] = None
-        self.ws = await websockets.connect(self.url, **kwargs)
+        transport, _ = await asyncio.wait_for(
+            ws_connect(lambda: self, self.url, websocket_handshake_timeout=timeout,
+                       enable_auto_pong=True, max_frame_size=MAX_MESSAGE, proxy=self.proxy or None,
+                       logger_name=f"conn{self.id}"),
+            timeout)
+        self.transport = transport
         self.opened_at = self.last_data = time.monotonic()
-        self._reader = asyncio.create_task(self._read(), name=f"ws-read-{self.id}")
 
     async def close(self, reason: str = "closing") -> None:
         self.close_reason = self.close_reason or reason
-        if self.ws is not None:
+        t = self.transport
+        if t is not None and not t.is_disconnected:
             try:
-                await asyncio.wait_for(self.ws.close(), 3)
+                if not t.is_close_frame_sent:
+                    t.send_close(WSCloseCode.OK)
+                await asyncio.wait_for(t.wait_disconnected(), 3)  # the server answers CLOSE and closes TCP
             except Exception:
-                pass
-        if self._reader is not None:
-            self._reader.cancel()
-            try:
-                await self._reader
-            except (asyncio.CancelledError, Exception):
-                pass
+                t.disconnect(graceful=False)
+        if self._paused is not None:
+            self._paused.cancel()
         self._finish(reason)
 
     def abort(self, reason: str) -> None:
         self.close_reason = self.close_reason or reason
-        if self.ws is not None and self.ws.transport is not None:
-            self.ws.transport.abort()
+        if self.transport is not None:
+            self.transport.disconnect(graceful=False)
 
     def _finish(self, reason: str) -> None:
         self.close_reason = self.close_reason or reason
@@ -108,10 +117,12 @@ class WsConnection:
 
     # --- control -------------------------------------------------------------------------------------
     async def _send_control(self, method: str, params: list[str] | None) -> str | None:
-        assert self.ws is not None
+        assert self.transport is not None
         async with self._control_lock:
             while (d := self._control.delay(time.monotonic())) > 0:
                 await asyncio.sleep(d)
+            if self.closed.is_set():
+                return f"connection closed: {self.close_reason}"
             rid = next(self._ids)
             fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
             self._acks[rid] = fut
@@ -120,7 +131,7 @@ class WsConnection:
                 msg["params"] = params
             self._control.record(time.monotonic())
             self.control_sent += 1
-            await self.ws.send(orjson.dumps(msg).decode())
+            self.transport.send(_TEXT, orjson.dumps(msg))
         try:
             return await asyncio.wait_for(fut, ACK_TIMEOUT_S)
         except TimeoutError:
@@ -144,49 +155,105 @@ class WsConnection:
             if err:
                 log.warning("conn %d: UNSUBSCRIBE refused: %s", self.id, err)
 
-    # --- reading -------------------------------------------------------------------------------------
-    async def _read(self) -> None:
-        assert self.ws is not None
+    # --- reading: called by picows for every frame ---------------------------------------------------
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self._finish(self.close_reason or "closed by server (no close frame)")
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        mt = frame.msg_type
+        if mt is _TEXT and frame.fin:  # the hot path: one complete text frame, {"stream":"..","data":..}
+            raw = frame.get_payload_as_bytes()
+            if raw.startswith(_HEAD):
+                end = raw.find(_DATA, _HEAD_LEN)
+                if end > 0 and raw[-1] == 125:  # ends with }
+                    stream = raw[_HEAD_LEN:end].decode()
+                    if stream and stream[0] != "!":
+                        self.last_data = time.monotonic()
+                        self.frames += 1
+                        self.on_data(self, stream, raw[end + _DATA_LEN:-1], time.time_ns() // 1_000_000)
+                        if frame.last_in_buffer:  # once per socket read, not per frame
+                            self._check_backpressure()
+                        return
+            self._on_message(raw)
+        elif mt is _TEXT or mt is _BINARY:
+            if frame.fin:
+                self._on_message(frame.get_payload_as_bytes())
+            else:
+                self._fragments = [frame.get_payload_as_bytes()]
+        elif mt is _CONT:
+            if self._fragments is None:
+                return  # continuation without a start: nothing to attach it to
+            self._fragments.append(frame.get_payload_as_bytes())
+            if sum(map(len, self._fragments)) > MAX_MESSAGE:
+                self._fragments = None
+                self.close_reason = "message too big"
+                transport.send_close(WSCloseCode.MESSAGE_TOO_BIG)
+                transport.disconnect()
+            elif frame.fin:
+                raw, self._fragments = b"".join(self._fragments), None
+                self._on_message(raw)
+        elif mt is _CLOSE:
+            code = frame.get_close_code()
+            num = code.value if isinstance(code, WSCloseCode) else int(code)
+            self.close_reason = self.close_reason or f"closed by server ({num or 'no code'})"
+            if not transport.is_close_frame_sent:
+                transport.send_close(code if num else WSCloseCode.OK)
+            transport.disconnect()
+
+    def _deliver(self, stream: str, payload: bytes, recv_ms: int) -> None:
+        self.last_data = time.monotonic()
+        self.frames += 1
+        self.on_data(self, stream, payload, recv_ms)
+        self._check_backpressure()
+
+    def _check_backpressure(self) -> None:
+        bp = self.backpressure
+        if bp is not None and self._paused is None and bp.congested():
+            self._pause(bp)
+
+    def _on_message(self, raw: bytes) -> None:
+        """Any complete message off the fast path: other layouts, control replies, shutdown, garbage."""
+        recv_ms = time.time_ns() // 1_000_000
+        split = split_combined(raw) if raw[:1] == b"{" else None
+        if split is not None:
+            stream, payload = split
+            if stream == "!serverShutdown":
+                self._shutdown()
+                return
+            self._deliver(stream, payload, recv_ms)
+            return
         try:
-            async for frame in self.ws:
-                recv_ms = time.time_ns() // 1_000_000
-                raw = frame.encode() if isinstance(frame, str) else frame
-                split = split_combined(raw) if raw[:1] == b"{" else None
-                if split is not None:
-                    stream, payload = split
-                    if stream == "!serverShutdown":
-                        self._shutdown()
-                        continue
-                    self.last_data = time.monotonic()
-                    self.frames += 1
-                    self.on_data(self, stream, payload, recv_ms)
-                    bp = self.backpressure
-                    if bp is not None and bp.congested():
-                        await bp.drained()  # stop reading: TCP pushes back on the sender
-                    continue
-                try:
-                    obj = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    obj = None
-                reply = control_reply(obj)
-                if reply is not None:
-                    rid, err = reply
-                    fut = self._acks.get(rid) if isinstance(rid, int) else None
-                    if fut is not None and not fut.done():
-                        fut.set_result(err)
-                    continue
-                if is_server_shutdown(None, obj):
-                    self._shutdown()
-                    continue
-                if self.on_malformed is not None:
-                    self.on_malformed(self, frame)
-        except ConnectionClosed as e:
-            self._finish(f"closed by server ({e.rcvd.code if e.rcvd else 'no close frame'})")
-        except Exception as e:
-            log.exception("conn %d: reader failed", self.id)
-            self._finish(f"reader error: {type(e).__name__}")
-        else:
-            self._finish("closed")
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        reply = control_reply(obj)
+        if reply is not None:
+            rid, err = reply
+            fut = self._acks.get(rid) if isinstance(rid, int) else None
+            if fut is not None and not fut.done():
+                fut.set_result(err)
+            return
+        if is_server_shutdown(None, obj):
+            self._shutdown()
+            return
+        if self.on_malformed is not None:
+            self.on_malformed(self, raw)
+
+    def _pause(self, bp: Any) -> None:
+        """Stop reading until the writer drains: TCP pushes back on the sender instead of us dropping."""
+        assert self.transport is not None
+        under = self.transport.underlying_transport
+        under.pause_reading()
+
+        async def resume() -> None:
+            try:
+                await bp.drained()
+            finally:
+                self._paused = None
+                if not under.is_closing():
+                    under.resume_reading()
+
+        self._paused = asyncio.get_running_loop().create_task(resume(), name=f"ws-resume-{self.id}")
 
     def _shutdown(self) -> None:
         log.info("conn %d: serverShutdown received", self.id)

@@ -29,7 +29,7 @@ from .backfill import BackfillError, backfill_trades
 from .bookmanager import BookManager
 from .connection import WsConnection
 from .pool import Pool
-from .sequence import StreamSequencer
+from .sequence import NEW, StreamSequencer
 
 log = logging.getLogger(__name__)
 RECONCILE_EVERY_S = 2.0
@@ -60,7 +60,7 @@ class StreamState:
     ids_missing: int = 0
     reconnects: int = 0
     held: list[tuple[bytes, int]] | None = None  # live messages held while a backfill runs
-    rate_msgs: int = 0
+    rate_base: int = 0  # msgs at the last rate sample
     rate: float = 0.0
 
 
@@ -102,7 +102,8 @@ class StreamDaemon:
             except ImportError:
                 pass
             self.rest = BinanceRest(s, governor=governor)
-        self.writer = RedisWriter(self.redis, self.keys, maxlen=s.history_maxlen, buffer_max=s.redis_buffer_max)
+        self.writer = RedisWriter(self.redis, self.keys, maxlen=s.history_maxlen, buffer_max=s.redis_buffer_max,
+                                  linger_s=s.writer_linger_ms / 1000)
         await self.writer.start()
         self.pool = Pool(s.ws_base_url, self._on_data, self._on_failed, self._on_live,
                          max_per_conn=s.max_streams_per_connection, lifetime_s=s.connection_lifetime_s,
@@ -279,8 +280,19 @@ class StreamDaemon:
         try:
             obj = orjson.loads(payload)
             verdict = st.seq.check(obj)
+            e = obj.get("E")
         except (orjson.JSONDecodeError, TypeError, ValueError, KeyError, AttributeError):
             self._on_malformed(conn, payload)
+            return
+        if verdict is NEW and st.held is None and st.state == "live":  # the common case, kept short
+            st.conn = conn.id
+            st.msgs += 1
+            st.last_recv = recv_ms
+            if e.__class__ is int:
+                st.last_event = e
+            self.writer.add(stream, payload, recv_ms)
+            if stream in self._book_streams:
+                self._on_book_diff(stream, obj, recv_ms)
             return
         if verdict.kind == "duplicate":
             st.dups += 1
@@ -289,10 +301,8 @@ class StreamDaemon:
             st.state, st.reason, st.since = "live", "", now_ms()
         st.conn = conn.id
         st.msgs += 1
-        st.rate_msgs += 1
         st.last_recv = recv_ms
-        e = obj.get("E") if isinstance(obj, dict) else None
-        if isinstance(e, int):
+        if e.__class__ is int:
             st.last_event = e
         if verdict.kind == "gap":
             st.gaps_found += 1
@@ -309,7 +319,11 @@ class StreamDaemon:
             st.held.append((payload, recv_ms))
             return
         self.writer.add(stream, payload, recv_ms)
-        if self.books is not None and stream in self._book_streams:
+        if stream in self._book_streams:
+            self._on_book_diff(stream, obj, recv_ms)
+
+    def _on_book_diff(self, stream: str, obj: Any, recv_ms: int) -> None:
+        if self.books is not None:
             asyncio.get_running_loop().create_task(self.books.on_diff(self._book_streams[stream], obj, recv_ms))
 
     async def _backfill(self, st: StreamState, lo: int, hi: int) -> None:
@@ -386,7 +400,7 @@ class StreamDaemon:
             dt = max(1e-3, now - last)
             last = now
             for st in self.states.values():
-                st.rate, st.rate_msgs = st.rate_msgs / dt, 0
+                st.rate, st.rate_base = (st.msgs - st.rate_base) / dt, st.msgs
             try:
                 await self._write_status()
             except (RedisError, OSError):
