@@ -118,6 +118,8 @@ async def main() -> None:
           f"dropped={stats['writer']['dropped']}, malformed={stats['malformed']})")
     print(f"latency send->visible (ms, n={len(lat)}): p50={pct(0.5):.2f} p99={pct(0.99):.2f} "
           f"max={lat[-1] if lat else float('nan'):.2f} mean={statistics.fmean(lat) if lat else float('nan'):.2f}")
+    print("connections: " + "; ".join(f"{c['frames']:,} frames, paused {c['paused']}x for {c['paused_s']} s"
+                                      for c in stats["connections"]))
     print(f"daemon CPU: {cpu1 - cpu0:.1f} s over {t1 - t0:.1f} s = {100 * (cpu1 - cpu0) / (t1 - t0):.0f}% of a core; "
           f"CPU per million msgs: {(cpu1 - cpu0) / max(1, w1 - w0) * 1e6:.1f} s; peak RSS {rss / 2**20:.0f} MiB")
     used = [(b - a) / (t1 - t0) * 100 for a, b in zip(others0, others1, strict=True)]

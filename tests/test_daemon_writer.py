@@ -45,3 +45,44 @@ async def test_buffer_is_bounded_and_drops_are_counted(fake_redis) -> None:
     for i in range(1500):  # not started: nothing drains
         w.add("a@trade", b"{}", i)
     assert len(w.pending) == 1000 and w.dropped == 500
+
+
+async def test_a_burst_larger_than_the_inflight_window_lands_complete_and_in_order(redis_client, keys) -> None:
+    """Batches sent from inside add() (a long read callback) and by the writer task, many in flight at once."""
+    w = RedisWriter(redis_client, keys, maxlen=100_000, buffer_max=1_000_000, batch_max=100)
+    await w.start()
+    peak = 0
+    try:
+        await w.flush()  # connection up: add() may now send by itself
+        w.add("warm@trade", b'{"t":0}', 1)
+        assert await w.flush()
+        n = 20_000  # one synchronous burst: 200 batches, more than MAX_INFLIGHT
+        for i in range(n):
+            w.add(f"s{i % 3}@trade", b'{"t":%d}' % i, 1000 + i)
+            peak = max(peak, len(w._inflight))
+        assert peak == w.MAX_INFLIGHT  # the window filled while the loop was busy with us
+        assert await w.flush(30)
+        for k in range(3):
+            entries = await redis_client.xrange(keys.history(f"s{k}@trade"))
+            assert [orjson.loads(f[b"d"])["t"] for _, f in entries] == list(range(k, n, 3))
+        assert w.written == n + 1 and w.dropped == 0 and w.pending == type(w.pending)()
+    finally:
+        await w.close()
+
+
+async def test_script_lost_by_redis_is_reloaded_and_nothing_is_lost(redis_client, keys) -> None:
+    w = RedisWriter(redis_client, keys, maxlen=100_000, buffer_max=100_000, batch_max=50)
+    await w.start()
+    try:
+        for i in range(500):
+            w.add("x@trade", b'{"t":%d}' % i, i)
+        assert await w.flush()
+        await redis_client.script_flush()  # as after a Redis restart without persistence of scripts
+        for i in range(500, 1000):
+            w.add("x@trade", b'{"t":%d}' % i, i)
+        assert await w.flush()
+        entries = await redis_client.xrange(keys.history("x@trade"))
+        assert [orjson.loads(f[b"d"])["t"] for _, f in entries] == list(range(1000))
+        assert w.errors == 0 and w.redis_ok
+    finally:
+        await w.close()

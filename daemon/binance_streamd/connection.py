@@ -73,6 +73,8 @@ class WsConnection(WSListener):  # type: ignore[misc]
         self._control_lock = asyncio.Lock()
         self._fragments: list[bytes] | None = None
         self._paused: asyncio.Task[None] | None = None
+        self.pauses = 0  # times reading stopped for backpressure, and for how long in total
+        self.paused_s = 0.0
         self.control_sent = 0
 
     @property
@@ -244,12 +246,15 @@ class WsConnection(WSListener):  # type: ignore[misc]
         assert self.transport is not None
         under = self.transport.underlying_transport
         under.pause_reading()
+        self.pauses += 1
+        t0 = time.monotonic()
 
         async def resume() -> None:
             try:
                 await bp.drained()
             finally:
                 self._paused = None
+                self.paused_s += time.monotonic() - t0
                 if not under.is_closing():
                     under.resume_reading()
 

@@ -419,7 +419,9 @@ class StreamDaemon:
                 conns.append({"slot": slot.id, "conn": c.id if c else None, "streams": len(slot.streams),
                               "age_s": round(c.age_s, 1) if c else 0, "frames": c.frames if c else 0,
                               "control_sent": c.control_sent if c else 0, "reconnects": slot.reconnects,
-                              "rotations": slot.rotations, "up": bool(c and not c.closed.is_set())})
+                              "rotations": slot.rotations, "up": bool(c and not c.closed.is_set()),
+                              "paused": c.pauses if c else 0,
+                              "paused_s": round(c.paused_s, 2) if c else 0.0})
         now = now_ms()
         lags = [now - st.last_recv for st in self.states.values() if st.last_recv]
         return {
