@@ -34,6 +34,7 @@ from .sequence import NEW, StreamSequencer
 log = logging.getLogger(__name__)
 RECONCILE_EVERY_S = 2.0
 STATUS_EVERY_S = 1.0
+FULL_STATUS_EVERY_S = 30.0
 FAILED_RETRY_S = 60.0
 
 
@@ -78,6 +79,8 @@ class StreamDaemon:
         self.failed_at: dict[str, float] = {}
         self.malformed = 0
         self.started_ms = now_ms()
+        self._status_written: dict[str, tuple[Any, ...]] = {}  # stream -> status last written (but "updated")
+        self._full_status_at = 0.0
         self._tasks: list[asyncio.Task[Any]] = []
         self._reconcile_now = asyncio.Event()
         self._stopping = False
@@ -384,9 +387,22 @@ class StreamDaemon:
             await self.redis.hset(self.keys.status(st.name), mapping=self._status_fields(st))  # type: ignore[arg-type]
 
     async def _write_status(self, final: bool = False) -> None:
+        """Status of the streams whose status changed (all of them every FULL_STATUS_EVERY_S, which also
+        repairs a Redis that lost them), the heartbeat and the stats record: idle streams cost nothing."""
         pipe = self.redis.pipeline(transaction=False)
+        full = final or time.monotonic() - self._full_status_at >= FULL_STATUS_EVERY_S
+        if full:
+            self._full_status_at = time.monotonic()
+        written = self._status_written
         for st in self.states.values():
-            pipe.hset(self.keys.status(st.name), mapping=self._status_fields(st))  # type: ignore[arg-type]
+            fields = self._status_fields(st)
+            sig = tuple(fields.values())[:-1]  # all but "updated"
+            if full or written.get(st.name) != sig:
+                written[st.name] = sig
+                pipe.hset(self.keys.status(st.name), mapping=fields)  # type: ignore[arg-type]
+        if len(written) > 2 * len(self.states) + 100:  # forget streams that are gone
+            for name in [n for n in written if n not in self.states]:
+                del written[name]
         if not final:
             hb = {"pid": os.getpid(), "host": socket.gethostname(), "started": self.started_ms, "ts": now_ms()}
             pipe.set(self.keys.heartbeat, orjson.dumps(hb), px=int(self.settings.heartbeat_ttl_s * 1000))
@@ -427,7 +443,7 @@ class StreamDaemon:
         return {
             "pid": os.getpid(), "started": self.started_ms, "ts": now,
             "connections": conns, "connects": pool.connects if pool else 0,
-            "streams": {st.name: {"state": st.state, "rate": round(st.rate, 2), "msgs": st.msgs,
+            "streams": {st.name: {"state": st.state, "conn": st.conn, "rate": round(st.rate, 2), "msgs": st.msgs,
                                   "lag_ms": now - st.last_recv if st.last_recv else None,
                                   "gaps_found": st.gaps_found, "gaps_filled": st.gaps_filled,
                                   "reconnects": st.reconnects, "reason": st.reason}
