@@ -1,12 +1,20 @@
-"""Stream-tool latency over Streamable HTTP: p50/p99 and calls/s with 1, 10 and 100 concurrent clients.
+"""MCP front-end latency over Streamable HTTP: p50/p99 and calls/s at 1, 10 and 100 concurrent clients,
+one and two replicas, for the three kinds of tools:
 
-Starts a private redis-server and ``binance-mcp http`` (stateless, as deployed behind a load balancer), feeds
-``latest:btcusdt@trade`` continuously like the daemon does, then runs N concurrent MCP clients (the real
-``mcp.Client``, protocol 2026-07-28) calling ``get_stream_latest`` in a loop. Clients are spread over
-``--procs`` worker processes so the load generator is not the bottleneck; its CPU share is reported.
+* Redis-backed: ``get_stream_latest`` (the daemon's latest message; a feeder writes it like the daemon);
+* cached: ``get_symbol_info`` (exchangeInfo cached in Redis, warmed before measuring);
+* REST-backed: ``get_book_ticker`` with ``source="rest"`` (one call to the Binance simulator per call).
 
-    python bench/stream_latency.py                       # 1, 10, 100 clients, 5 s each
+Starts a private redis-server, the simulator (``python -m tests.sim``, weight limit raised so the governor
+never holds a call back: real Binance allows 6000 weight/min per IP, which caps REST-backed calls far below
+these rates) and ``binance-mcp http --workers R`` (stateless, as deployed behind a load balancer).
+
+    python bench/stream_latency.py --driver raw --workers 1,2 --tool get_stream_latest,get_symbol_info,get_book_ticker
     python bench/stream_latency.py --clients 10 --duration 10 --tool get_stream_history
+
+``--driver raw`` sends the MCP client's exact request bytes over keep-alive HTTP/1.1 (a few µs of CPU a call)
+so the server is what is measured; ``--driver mcp`` uses the real ``mcp.Client`` (its own CPU competes on
+the same cores). Clients are spread over ``--procs`` worker processes; their CPU share is reported.
 
 Figures are loopback and machine-dependent: read them as orders of magnitude (see the printed notes).
 """
@@ -38,7 +46,11 @@ TOOLS: dict[str, dict[str, Any]] = {
     "get_stream_latest": {"stream": "btcusdt@trade"},
     "get_stream_history": {"stream": "btcusdt@trade", "count": 10},
     "get_feed_status": {},
+    "get_symbol_info": {"symbol": "BTCUSDT"},
+    "get_book_ticker": {"symbol": "BTCUSDT", "source": "rest"},
 }
+KIND = {"get_stream_latest": "redis", "get_stream_history": "redis", "get_feed_status": "redis",
+        "get_symbol_info": "cached", "get_book_ticker": "rest"}
 
 
 def _percentile(xs: list[float], q: float) -> float:
@@ -244,54 +256,75 @@ def run_level(
     }
 
 
+async def _start_sim() -> tuple[subprocess.Popen[bytes], str]:
+    sim = subprocess.Popen([sys.executable, "-m", "tests.sim", "--port", "0", "--weight-limit", "100000000"],
+                           cwd=ROOT, stdout=subprocess.PIPE)
+    assert sim.stdout is not None
+    line = await asyncio.wait_for(asyncio.to_thread(sim.stdout.readline), 30)
+    if not line:
+        raise SystemExit("simulator did not start")
+    return sim, json.loads(line)["rest_url"]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def _serve(env: dict[str, str], replicas: int) -> tuple[subprocess.Popen[bytes], str]:
+    import httpx
+
+    port = free_port()
+    exe = [sys.executable, "-c", "from binance_mcp.cli import main; main()"]  # this interpreter, like the script
+    server = subprocess.Popen([*exe, "http", "--port", str(port), "--workers", str(replicas)], env=env,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient() as h:
+        while True:
+            try:
+                if (await h.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                _stop(server)
+                raise SystemExit("binance-mcp http did not start")
+            await asyncio.sleep(0.1)
+    return server, f"http://127.0.0.1:{port}/mcp"
+
+
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
-    # the server runs under this interpreter (same as the console script, and honours a venv's extras)
-    exe = [sys.executable, "-c", "from binance_mcp.cli import main; main()"]
     namespace = "bench" + uuid.uuid4().hex[:6]
     results: list[dict[str, Any]] = []
     with RedisServer() as redis:
-        port = free_port()
+        sim, rest_url = await _start_sim()
         env = {**os.environ, "BINANCE_MCP_REDIS_URL": redis.url, "BINANCE_MCP_NAMESPACE": namespace,
-               "BINANCE_MCP_REST_BASE_URL": "http://127.0.0.1:9"}
-        server = subprocess.Popen(
-            [*exe, "http", "--port", str(port), "--workers", str(args.workers)], env=env, stderr=subprocess.PIPE
-        )
+               "BINANCE_MCP_REST_BASE_URL": rest_url, "BINANCE_MCP_REST_MAX_WEIGHT_PER_MINUTE": "100000000"}
         stop = asyncio.Event()
         feeder = asyncio.create_task(_feeder(redis.url, namespace, stop, args.feed_hz))
         try:
-            import httpx
-
-            deadline = time.monotonic() + 30
-            async with httpx.AsyncClient() as h:
-                while True:
-                    try:
-                        if (await h.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("binance-mcp http did not start")
-                    await asyncio.sleep(0.1)
-            url = f"http://127.0.0.1:{port}/mcp"
-            for driver in args.driver:
-                for tool in args.tool:
-                    for n in args.clients:
-                        procs = args.procs or (1 if driver == "raw" else max(1, min(n // 25 + 1, 4)))
-                        res = await asyncio.to_thread(
-                            run_level, url, tool, n, procs, args.warmup, args.duration, server.pid, driver
-                        )
-                        results.append(res)
-                        print(json.dumps(res), flush=True)
+            for replicas in args.workers:
+                server, url = await _serve(env, replicas)
+                try:
+                    for driver in args.driver:
+                        for tool in args.tool:
+                            for n in args.clients:
+                                procs = args.procs or (1 if driver == "raw" else max(1, min(n // 25 + 1, 4)))
+                                res = await asyncio.to_thread(
+                                    run_level, url, tool, n, procs, args.warmup, args.duration, server.pid, driver
+                                )
+                                res.update(replicas=replicas, kind=KIND[tool])
+                                results.append(res)
+                                print(json.dumps(res), flush=True)
+                finally:
+                    _stop(server)
         finally:
             stop.set()
             writes = await feeder
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-            if server.stderr:
-                server.stderr.close()
+            _stop(sim)
     print(f"# feeder wrote {writes} messages at ~{args.feed_hz:g}/s during the run; cpus={os.cpu_count()}")
     return results
 
@@ -303,7 +336,9 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=5.0, help="Measured seconds per level.")
     p.add_argument("--warmup", type=float, default=1.0, help="Unmeasured seconds per level.")
     p.add_argument("--procs", type=int, default=0, help="Client worker processes (0: auto).")
-    p.add_argument("--workers", type=int, default=1, help="binance-mcp http --workers (replica processes).")
+    p.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2],
+                   help="binance-mcp http --workers (replica processes), e.g. 1,2.")
+    p.add_argument("--out", default=None, help="also write the rows as JSON here")
     p.add_argument(
         "--driver", type=lambda s: s.split(","), default=["raw", "mcp"],
         help="raw: a minimal HTTP client sending the MCP client's exact requests (measures the server); "
@@ -315,10 +350,12 @@ def main() -> None:
         if t not in TOOLS:
             p.error(f"--tool must be among {', '.join(TOOLS)}")
     rows = asyncio.run(main_async(args))
-    print("\n| driver | tool | clients | calls/s | p50 ms | p90 ms | p99 ms | max ms | server CPU s | client CPU s |")
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=1))
+    print("\n| kind | tool | replicas | clients | calls/s | p50 ms | p99 ms | max ms | server CPU s | client CPU s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['driver']} | {r['tool']} | {r['clients']} | {r['calls_per_s']} | {r['p50_ms']} | {r['p90_ms']} "
+        print(f"| {r['kind']} | {r['tool']} | {r['replicas']} | {r['clients']} | {r['calls_per_s']:,} | {r['p50_ms']} "
               f"| {r['p99_ms']} | {r['max_ms']} | {r['server_cpu_s']} | {r['client_cpu_s']} |")
 
 

@@ -40,11 +40,21 @@ async def test_batch_keeps_order_marks_backfill_and_sets_latest(use_fake, redis_
         await w.close()
 
 
-async def test_buffer_is_bounded_and_drops_are_counted(fake_redis) -> None:
+async def test_buffer_is_bounded_while_redis_is_down_and_drops_are_counted(fake_redis) -> None:
     w = RedisWriter(fake_redis, Keys("x"), maxlen=100, buffer_max=1000)
-    for i in range(1500):  # not started: nothing drains
-        w.add("a@trade", b"{}", i)
+    w.redis_ok = False  # as after a failed write; not started: nothing drains
+    for i in range(1500):
+        w.add("a@trade", b"%d" % i, i)
     assert len(w.pending) == 1000 and w.dropped == 500
+    assert w.pending[0][1] == b"500" and w.pending[-1][1] == b"1499"  # the oldest went first
+
+
+async def test_while_redis_is_up_nothing_is_dropped_past_the_mark(fake_redis) -> None:
+    """Readers pause at HIGH_WATER (congested); what one socket read already delivered is kept."""
+    w = RedisWriter(fake_redis, Keys("x"), maxlen=100, buffer_max=1000)
+    for i in range(1500):
+        w.add("a@trade", b"{}", i)
+    assert len(w.pending) == 1500 and w.dropped == 0
 
 
 async def test_a_burst_larger_than_the_inflight_window_lands_complete_and_in_order(redis_client, keys) -> None:

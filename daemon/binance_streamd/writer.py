@@ -122,7 +122,9 @@ class RedisWriter:
 
     # --- producer side (sync, cheap) ---------------------------------------------------------------
     def add(self, stream: str, payload: bytes, recv_ms: int, backfill: bool = False) -> None:
-        if len(self.pending) >= self.buffer_max:  # Redis is down (or the reader ignores congested())
+        if len(self.pending) >= self.buffer_max and not self.redis_ok:  # Redis is down: bounded, oldest first
+            # (while Redis is up the backlog is bounded by congested(): readers pause at HIGH_WATER, and what one
+            # socket read already holds must not be thrown away)
             self.dropped += 1
             if self._sent >= len(self.pending):
                 return  # everything held is in flight: the newest message is the one lost
