@@ -1,15 +1,18 @@
-"""Run cryptofeed's Binance feed (aggTrade -> its Redis Streams backend) against the benchmark flood.
+"""Run cryptofeed's Binance feed (aggTrade and/or bookTicker -> its Redis Streams backends) against the
+benchmark flood.
 
 Runs under cryptofeed's own venv: ``bench/.venv-cryptofeed/bin/python bench/cf_runner.py WS_URL REST_URL
-REDIS_PORT N_SYMBOLS``. Not imported by the project; cryptofeed is only a benchmark peer.
+REDIS_PORT N_SYMBOLS [KINDS]`` (KINDS: comma-separated aggTrade,bookTicker; cryptofeed's TRADES channel is
+Binance's aggTrade and its TICKER channel is bookTicker). Not imported by the project; cryptofeed is only a
+benchmark peer.
 """
 
 import sys
 
 from cryptofeed import FeedHandler
-from cryptofeed.backends.redis import TradeStream
+from cryptofeed.backends.redis import TickerStream, TradeStream
 from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
-from cryptofeed.defines import TRADES
+from cryptofeed.defines import TICKER, TRADES
 from cryptofeed.exchanges import Binance
 
 
@@ -31,6 +34,10 @@ def _allow_plain_ws() -> None:
 def main() -> None:
     _allow_plain_ws()
     ws_url, rest_url, redis_port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    kinds = (sys.argv[5] if len(sys.argv) > 5 else "aggTrade").split(",")
+    backends = {"aggTrade": (TRADES, TradeStream), "bookTicker": (TICKER, TickerStream)}
+    channels = [backends[k][0] for k in kinds]
+    callbacks = {backends[k][0]: backends[k][1](host="127.0.0.1", port=redis_port) for k in kinds}
 
     class SimBinance(Binance):
         websocket_endpoints = [WebsocketEndpoint(ws_url)]
@@ -39,8 +46,7 @@ def main() -> None:
 
     symbols = [f"S{i:04d}-USDT" for i in range(n)]
     fh = FeedHandler(config={"log": {"filename": "/dev/null", "level": "WARNING"}, "uvloop": False})
-    fh.add_feed(SimBinance(symbols=symbols, channels=[TRADES],
-                           callbacks={TRADES: TradeStream(host="127.0.0.1", port=redis_port)}))
+    fh.add_feed(SimBinance(symbols=symbols, channels=channels, callbacks=callbacks))
     fh.run()
 
 

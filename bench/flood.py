@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
@@ -48,6 +50,7 @@ def builder(stream: str) -> Build:
 
 
 ROUND = 16  # frames per stream per write at max rate
+FIRST_ID = 1_000_000  # ids of a stream's frames start after this (per connection)
 HIGH_WATER = 1 << 20
 
 
@@ -67,7 +70,7 @@ async def handler(ws: ServerConnection, rate_per_stream: float, counter: list[in
     syms: list[bytes] = []
     builds: list[Build] = []
     ids: list[int] = []
-    first_id = 1_000_000
+    first_id = FIRST_ID
 
     def add(name: str) -> None:
         b = name.encode()
@@ -136,6 +139,35 @@ async def handler(ws: ServerConnection, rate_per_stream: float, counter: list[in
         pass
     finally:
         task.cancel()
+
+
+def rest_stub(n: int) -> tuple[ThreadingHTTPServer, int]:
+    """Binance REST as the flood's peers need it: exchangeInfo of its ``n`` symbols, and a depth snapshot
+    (``lastUpdateId`` = the id before the flood's first diff, so a book syncs from the first buffered diff)."""
+    from tests.redis_server import free_port
+
+    info = orjson.dumps({"timezone": "UTC", "serverTime": 0, "rateLimits": [], "exchangeFilters": [], "symbols": [
+        {"symbol": f"S{i:04d}USDT", "status": "TRADING", "baseAsset": f"S{i:04d}", "quoteAsset": "USDT",
+         "filters": [{"filterType": "PRICE_FILTER", "tickSize": "0.00000100"}]} for i in range(n)]})
+    depth = orjson.dumps({"lastUpdateId": FIRST_ID, "bids": [["0.00100000", "10.00000000"]],
+                          "asks": [["0.00110000", "12.00000000"]]})
+
+    class H(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = depth if self.path.startswith("/api/v3/depth") else info
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    port = free_port()
+    srv = ThreadingHTTPServer(("127.0.0.1", port), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, port
 
 
 def run_server(port: int, rate_per_stream: float, duration: float, sent: Any, slot: int, limit: int = 0) -> None:

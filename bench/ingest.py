@@ -51,13 +51,16 @@ async def sample_latency(r: aioredis.Redis, keys: Keys, streams: list[str], unti
         for key, entries in res or []:
             for eid, fields in entries:
                 ids[key.decode()] = eid
-                lat.append((now_us - orjson.loads(fields[b"d"])["T"]) / 1000)
+                d = orjson.loads(fields[b"d"])
+                lat.append((now_us - (d.get("T") or d["E"])) / 1000)  # send µs: T, or E for bookTicker
     return lat
 
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--streams", type=int, default=64)
+    ap.add_argument("--kinds", default="aggTrade", help="stream kinds, spread over the streams: any of "
+                    "aggTrade,trade,bookTicker,depth@100ms")
     ap.add_argument("--procs", type=int, default=2, help="flood sender processes")
     ap.add_argument("--rate", type=float, default=0.0, help="frames/s per stream (0 = as fast as possible)")
     ap.add_argument("--duration", type=float, default=20.0)
@@ -68,13 +71,15 @@ async def main() -> None:
     port = free_port()
     ns = "bench"
     keys = Keys(ns)
-    streams = [f"s{i:04d}usdt@aggTrade" for i in range(a.streams)]
+    kinds = a.kinds.split(",")
+    streams = [f"s{i // len(kinds):04d}usdt@{kinds[i % len(kinds)]}" for i in range(a.streams)]
     per_conn = a.per_conn or max(1, (a.streams + a.procs - 1) // a.procs)
     with RedisServer() as rs:
         ps, sent = flood.start(port, a.procs, a.rate, a.duration + 15)
+        rest, rest_port = flood.rest_stub(len(streams))  # depth snapshots for the books of depth streams
         time.sleep(1.0)
         env = {**os.environ, "BINANCE_MCP_REDIS_URL": rs.url, "BINANCE_MCP_NAMESPACE": ns,
-               "BINANCE_MCP_WS_BASE_URL": f"ws://127.0.0.1:{port}", "BINANCE_MCP_REST_BASE_URL": "http://127.0.0.1:1",
+               "BINANCE_MCP_WS_BASE_URL": f"ws://127.0.0.1:{port}", "BINANCE_MCP_REST_BASE_URL": f"http://127.0.0.1:{rest_port}",
                "BINANCE_MCP_STREAMS": ",".join(streams), "BINANCE_MCP_MAX_STREAMS_PER_CONNECTION": str(per_conn),
                "BINANCE_MCP_HISTORY_MAXLEN": str(a.maxlen), "BINANCE_MCP_STALE_AFTER_S": "600"}
         prof = ["-m", "cProfile", "-o", a.profile] if a.profile else []
@@ -96,7 +101,7 @@ async def main() -> None:
             cpu0, _ = proc_cpu_rss(daemon.pid)
             assert rs.proc is not None
             others0 = [proc_cpu_rss(pid)[0] for pid in (rs.proc.pid, *(p.pid for p in ps if p.pid))]
-            lat = await sample_latency(r, keys, streams[:4], time.monotonic() + a.duration)
+            lat = await sample_latency(r, keys, streams[:max(4, len(kinds))], time.monotonic() + a.duration)
             await asyncio.sleep(1.1)  # stats are written every second
             w1, t1, s1 = await written(), time.monotonic(), sum(sent)
             cpu1, rss = proc_cpu_rss(daemon.pid)
@@ -109,10 +114,11 @@ async def main() -> None:
             await r.aclose()
         for p in ps:
             p.terminate()
+        rest.shutdown()
     rate = (w1 - w0) / (t1 - t0)
     lat.sort()
     pct = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]) if lat else (lambda p: float("nan"))
-    print(f"streams={a.streams} sender_procs={a.procs} per_conn={per_conn} duration={t1 - t0:.1f}s")
+    print(f"kinds={a.kinds} streams={a.streams} sender_procs={a.procs} per_conn={per_conn} duration={t1 - t0:.1f}s")
     print(f"sender: {(s1 - s0) / (t1 - t0):,.0f} frames/s offered")
     print(f"sustained into Redis: {rate:,.0f} msg/s  (writer: {stats['writer']}, "
           f"dropped={stats['writer']['dropped']}, malformed={stats['malformed']})")

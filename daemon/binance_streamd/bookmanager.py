@@ -113,17 +113,35 @@ class BookManager:
         """Feed one depth diff of ``symbol`` (from ``<s>@depth`` or ``<s>@depth@100ms``), received at
         ``recv_ms`` (ms since epoch). Starts a snapshot fetch task when needed; a gap resyncs this symbol
         only. Duplicates (e.g. from two overlapping connections) are harmless."""
+        sym = self._apply(symbol, payload, recv_ms)
+        if sym is not None:
+            await self._publish(sym)
+
+    def on_diff_nowait(self, symbol: str, payload: dict[str, Any], recv_ms: int) -> None:
+        """:meth:`on_diff` for a synchronous caller (the daemon's data path): the book changes now, and its
+        write is left to one flush task per symbol and write interval instead of a task per diff."""
+        sym = self._apply(symbol, payload, recv_ms)
+        if sym is None:
+            return
+        self._dirty.add(sym)
+        task = self._flush_tasks.get(sym)
+        if task is None or task.done():
+            wait = max(0.0, self.write_interval_s - (self._clock() - self._last_write.get(sym, float("-inf"))))
+            self._flush_tasks[sym] = asyncio.get_running_loop().create_task(
+                self._flush_later(sym, wait), name=f"book-flush-{sym}")
+
+    def _apply(self, symbol: str, payload: dict[str, Any], recv_ms: int) -> str | None:
+        """Feed the diff to the symbol's sync state machine; the symbol when its live book changed."""
         sync = self._syncs.get(symbol.upper())
         if sync is None or self._closed:
-            return
+            return None
         res = sync.on_diff(payload, recv_ms)
         if res.gap:
             self._live[sync.symbol].clear()
             log.warning("order book %s: missed depth updates; resyncing this symbol", sync.symbol)
         if res.fetch_snapshot:
             self._start_fetch(sync.symbol)
-        if res.changed:
-            await self._publish(sync.symbol)
+        return sync.symbol if res.changed else None
 
     async def touch(self, symbol: str, recv_ms: int) -> None:
         """Mark ``symbol``'s live book current as of ``recv_ms`` without a diff and publish it (throttled).

@@ -327,7 +327,7 @@ class StreamDaemon:
 
     def _on_book_diff(self, stream: str, obj: Any, recv_ms: int) -> None:
         if self.books is not None:
-            asyncio.get_running_loop().create_task(self.books.on_diff(self._book_streams[stream], obj, recv_ms))
+            self.books.on_diff_nowait(self._book_streams[stream], obj, recv_ms)
 
     async def _backfill(self, st: StreamState, lo: int, hi: int) -> None:
         assert self.rest is not None
