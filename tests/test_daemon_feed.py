@@ -78,21 +78,29 @@ async def test_leases_subscribe_fail_and_lapse(sim, redis_server, redis_client, 
                                               keys.lease_member("ETHUSDT@trade", "a"): exp})
         await redis_client.publish(keys.control_channel, "reconcile")
         await wait_until(lambda: redis_client.exists(keys.latest("ethusdt@aggTrade")), what="leased stream data")
-        st = await wait_until(lambda: _state(redis_client, keys, "nosuch@trade", "failed"), what="failed status")
-        assert "nosuch@trade" in st["reason"]
+        st_nosuch = await wait_until(lambda: _state(redis_client, keys, "nosuch@trade", "failed"), what="failed")
+        assert "nosuch@trade" in st_nosuch["reason"]
         st = await wait_until(lambda: _state(redis_client, keys, "ETHUSDT@trade", "failed"), what="bad name")
         assert "lowercase" in st["reason"]
         # one subscription at the exchange although two holders lease it
         subs = sim.faults.subscriptions()
         assert sum(v.count("ethusdt@aggTrade") for v in subs.values()) == 1
-        # leases lapse -> unsubscribed after the grace period
-        await wait_until(lambda: _state(redis_client, keys, "ethusdt@aggTrade", "unsubscribed"), timeout=10,
-                         what="unsubscribed after lease expiry")
+        assert "not listed in exchangeInfo" in st_nosuch["reason"]  # refused locally: no control message
+        assert not any("nosuch@trade" in m for _, _, m in sim.control_log)
+        # leases lapse -> unsubscribed and forgotten after the grace period, failed streams too
+        for gone in ("ethusdt@aggTrade", "nosuch@trade", "ETHUSDT@trade"):
+            await wait_until(lambda gone=gone: _no_status(redis_client, keys, gone), timeout=10,
+                             what=f"{gone} forgotten after lease expiry")
+        assert d.states == {} and d.reconciler.failed_at == {}  # type: ignore[union-attr]
         await wait_until(lambda: all("ethusdt@aggTrade" not in v for v in sim.faults.subscriptions().values()))
         for conn_id in {cid for _, cid, _ in sim.control_log}:
             assert sim.control_messages_in_window(conn_id) <= 5
     finally:
         await d.stop()
+
+
+async def _no_status(r: aioredis.Redis, keys: Keys, stream: str) -> bool:
+    return not await r.exists(keys.status(stream))
 
 
 async def _state(r: aioredis.Redis, keys: Keys, stream: str, want: str) -> dict[str, str] | None:

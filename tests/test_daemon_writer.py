@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from binance_common.feedstore import GapEntry, decode_history, encode_gap, entry_last_id
 from binance_common.keys import Keys
-from binance_streamd.writer import RedisWriter
+from binance_streamd.writer import BACKFILL, GAP, LIVE, RedisWriter
 
 
 @pytest.mark.parametrize("use_fake", [False, True])
@@ -18,17 +19,20 @@ async def test_batch_keeps_order_marks_backfill_and_sets_latest(use_fake, redis_
     pubsub = r.pubsub()
     await pubsub.subscribe(keys.updates_channel)
     try:
-        # one event-loop turn: live 1, 2; backfilled 3, 4; live 5 (held back during the backfill); other stream
-        for t, bf in ((1, False), (2, False), (3, True), (4, True), (5, False)):
-            w.add("btcusdt@trade", b'{"t":%d,"p":"0.10000000"}' % t, 1000 + t, backfill=bf)
+        # one event-loop turn: live 1, 2; backfilled 3, 4; a gap 5..6; live 7 (held back during the backfill)
+        for t, kind in ((1, LIVE), (2, LIVE), (3, BACKFILL), (4, BACKFILL)):
+            w.add("btcusdt@trade", b'{"t":%d,"p":"0.10000000"}' % t, 1000 + t, kind)
+        w.add("btcusdt@trade", encode_gap(5, 6, "test"), 1006, GAP)
+        w.add("btcusdt@trade", b'{"t":7,"p":"0.10000000"}', 1007)
         w.add("ethusdt@trade", b'{"t":7}', 2000)
         assert await w.flush()
-        entries = await r.xrange(keys.history("btcusdt@trade"))
-        assert [orjson.loads(f[b"d"])["t"] for _, f in entries] == [1, 2, 3, 4, 5]
-        assert [f.get(b"b") for _, f in entries] == [None, None, b"1", b"1", None]
-        assert entries[0][1][b"r"] == b"1001"
+        entries = [decode_history(f) for _, f in await r.xrange(keys.history("btcusdt@trade"))]
+        assert [entry_last_id(e, "t") for e in entries] == [1, 2, 3, 4, 6, 7]
+        assert [getattr(e, "backfilled", None) for e in entries] == [False, False, True, True, None, False]
+        assert entries[4] == GapEntry(5, 6, "test", 1006)
+        assert entries[0].received_ms == 1001
         latest = orjson.loads(await r.get(keys.latest("btcusdt@trade")))
-        assert latest == {"r": 1005, "d": {"t": 5, "p": "0.10000000"}}
+        assert latest == {"r": 1007, "d": {"t": 7, "p": "0.10000000"}}
         msg = None
         for _ in range(50):
             msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)

@@ -133,9 +133,8 @@ async def test_two_front_ends_one_upstream_subscription(redis_server, settings_f
                     os.kill(pid_of(a.structured_content["holder"]), signal.SIGKILL)
                     http.kill(signal.SIGKILL)
 
-            async def unsubscribed() -> bool:
-                state = await r.hget(f"{namespace}:v1:status:btcusdt@aggTrade", "state")
-                return state == b"unsubscribed"
+            async def unsubscribed() -> bool:  # forgotten: no status left behind
+                return not await r.exists(f"{namespace}:v1:status:btcusdt@aggTrade")
 
             await wait_until(unsubscribed, timeout=30)  # both leases lapsed: the daemon let the stream go
             await wait_until(lambda: subscribes(sim, "btcusdt@aggTrade", "UNSUBSCRIBE") == 1, timeout=10)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from binance_common.feedstore import decode_book
 from binance_streamd.orderbook import BookGap, BookSync, LocalBook, SyncResult
 
 
@@ -104,10 +105,13 @@ def test_malformed_level_changes_nothing() -> None:
 def test_to_json_layout() -> None:
     book = book_with(100, bids=[("1.0", "1"), ("0.9", "2")], asks=[("1.1", "3")])
     book.apply_diff(diff(101, 101, E=1633998512068))
-    value = orjson.loads(book.to_json(1, 1633998512100))
-    assert value == {"symbol": "BNBBTC", "lastUpdateId": 101, "E": 1633998512068, "asof": 1633998512100,
-                     "bids": [["1.0", "1"]], "asks": [["1.1", "3"]]}
-    assert list(value) == ["symbol", "lastUpdateId", "E", "asof", "bids", "asks"]
+    raw = book.to_json(1, 1633998512100, since=1633998500000)
+    value = orjson.loads(raw)
+    assert value == {"symbol": "BNBBTC", "state": "live", "since": 1633998500000, "lastUpdateId": 101,
+                     "E": 1633998512068, "asof": 1633998512100, "bids": [["1.0", "1"]], "asks": [["1.1", "3"]]}
+    assert list(value) == ["symbol", "state", "since", "lastUpdateId", "E", "asof", "bids", "asks"]
+    decoded = decode_book(raw)
+    assert decoded is not None and decoded.live and decoded.bids == [["1.0", "1"]]
 
 
 # --- BookSync -----------------------------------------------------------------------------------------

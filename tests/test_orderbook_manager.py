@@ -57,13 +57,17 @@ class FakeRest:
 
 
 class Writes:
+    """Live book values in ``values``; not-live markers (syncing, unsubscribed) in ``markers``."""
+
     def __init__(self) -> None:
         self.values: list[tuple[str, dict]] = []
+        self.markers: list[tuple[str, dict]] = []
         self._cond = asyncio.Condition()
 
     async def __call__(self, symbol: str, value: bytes) -> None:
+        v = orjson.loads(value)
         async with self._cond:
-            self.values.append((symbol, orjson.loads(value)))
+            (self.values if v["state"] == "live" else self.markers).append((symbol, v))
             self._cond.notify_all()
 
     async def wait_for(self, symbol: str, last_update_id: int) -> dict:
@@ -100,7 +104,7 @@ async def test_one_symbol_waiting_for_its_snapshot_does_not_block_another() -> N
     gate.set()
     v = await writes.wait_for("AAA", 11)
     assert v["bids"] == [["1.5", "3"], ["1.0", "1"]]
-    assert rest.calls[0] == ("/api/v3/depth", {"symbol": "AAA", "limit": 5000})
+    assert rest.calls[0] == ("/api/v3/depth", {"symbol": "AAA", "limit": 1000})
     await m.close()
 
 
@@ -193,6 +197,8 @@ async def test_sync_write_callback_top_n_and_write_errors() -> None:
     fail = [True]
 
     def write(symbol: str, value: bytes) -> None:
+        if orjson.loads(value)["state"] != "live":
+            return
         if fail[0]:
             fail[0] = False
             raise ConnectionError("redis down")

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from binance_common.errors import RateLimitedError
+from binance_common.feedstore import BookState, book_marker
 from binance_common.timeutil import now_ms
 
 from .orderbook import BookSync, LocalBook
@@ -31,8 +32,11 @@ class BookManager:
     ``top_n``: levels a side written. ``write(symbol, value)``: sync or async callback publishing the
     ``book:<SYMBOL>`` value (:meth:`LocalBook.to_json`); called at most once per ``write_interval_s`` per
     symbol, and the latest state is always written eventually (a delayed flush; :meth:`flush` forces it).
-    ``write_interval_s = 0`` writes on every change. ``snapshot_limit``: depth levels asked for (max 5000,
-    weight 250). ``retry_delays_s``: waits before the n-th snapshot retry (failed or stale); a 429/418 waits
+    ``write_interval_s = 0`` writes on every change. A book that is not live is written once as a marker
+    (``state`` syncing or unsubscribed, no levels) so readers never take it for a live one.
+    ``snapshot_limit``: depth levels asked for (1000 = weight 50; 5000 = weight 250). ``verify_after_s``: a
+    book kept across a lost connection that no diff has proved continuous this long after the resubscription
+    (a quiet symbol) is proved with a snapshot instead. ``retry_delays_s``: waits before the n-th snapshot retry (failed or stale); a 429/418 waits
     its ``Retry-After`` instead. ``max_concurrent_snapshots`` bounds snapshot requests in flight.
     ``clock``: monotonic seconds, for the write throttle.
 
@@ -46,8 +50,9 @@ class BookManager:
         *,
         top_n: int,
         write: WriteFn,
-        snapshot_limit: int = 5000,
+        snapshot_limit: int = 1000,
         write_interval_s: float = 0.1,
+        verify_after_s: float = 2.0,
         retry_delays_s: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
         max_buffer: int = 10_000,
         max_concurrent_snapshots: int = 4,
@@ -62,6 +67,7 @@ class BookManager:
         self.top_n = top_n
         self.snapshot_limit = snapshot_limit
         self.write_interval_s = write_interval_s
+        self.verify_after_s = verify_after_s
         self._delays = tuple(retry_delays_s)
         self._max_buffer = max_buffer
         self._clock = clock
@@ -74,6 +80,8 @@ class BookManager:
         self._errors: dict[str, str] = {}
         self._writes: dict[str, int] = {}
         self._live: dict[str, asyncio.Event] = {}
+        self._since: dict[str, int] = {}  # when the book entered its current state (ms)
+        self._verify_tasks: dict[str, asyncio.Task[None]] = {}
         self._closed = False
         for s in symbols:
             self.add_symbol(s)
@@ -90,14 +98,62 @@ class BookManager:
             self._syncs[sym] = BookSync(sym, max_buffer=self._max_buffer)
             self._writes[sym] = 0
             self._live[sym] = asyncio.Event()
+            self._mark(sym, BookState.SYNCING)  # replaces whatever an earlier run left there
 
     async def remove_symbol(self, symbol: str) -> None:
-        """Stop keeping ``symbol``'s book (its last written value is left as it is)."""
+        """Stop keeping ``symbol``'s book; its value is marked unsubscribed."""
         sym = symbol.upper()
-        self._syncs.pop(sym, None)
+        if self._syncs.pop(sym, None) is not None:
+            self._mark(sym, BookState.UNSUBSCRIBED)
         self._live.pop(sym, None)
+        self._since.pop(sym, None)
         self._dirty.discard(sym)
-        await _cancel(self._fetch_tasks.pop(sym, None), self._flush_tasks.pop(sym, None))
+        await _cancel(self._fetch_tasks.pop(sym, None), self._flush_tasks.pop(sym, None),
+                      self._verify_tasks.pop(sym, None))
+
+    def _mark(self, sym: str, state: BookState) -> None:
+        """Write a not-live marker now (no throttle: readers must stop using the book at once)."""
+        self._since[sym] = now_ms()
+        self._dirty.discard(sym)
+        try:
+            result = self._write(sym, book_marker(sym, state, self._since[sym]))
+            if inspect.isawaitable(result):
+                asyncio.ensure_future(result)
+        except Exception:
+            log.exception("order book %s: marker write failed", sym)
+
+    # --- connection events -----------------------------------------------------------------------------
+    def suspend(self, symbol: str) -> None:
+        """The connection carrying ``symbol``'s diffs was lost: the book is not served until the new
+        connection's first diff (or a snapshot) proves it continuous."""
+        sync = self._syncs.get(symbol.upper())
+        if sync is None or self._closed:
+            return
+        if sync.suspend().changed:
+            self._live[sync.symbol].clear()
+            self._mark(sync.symbol, BookState.SYNCING)
+
+    def subscribed(self, symbol: str) -> None:
+        """``symbol``'s depth stream is (re)acknowledged: a book with nothing to start from asks for its
+        snapshot now; a kept book gets ``verify_after_s`` for a diff to prove it, then a snapshot."""
+        sym = symbol.upper()
+        sync = self._syncs.get(sym)
+        if sync is None or self._closed:
+            return
+        if sync.state == "syncing" and not sync.buffer:
+            if sync.request_snapshot().fetch_snapshot:
+                self._start_fetch(sym)
+        elif sync.state == "verifying":
+            task = self._verify_tasks.get(sym)
+            if task is None or task.done():
+                self._verify_tasks[sym] = asyncio.create_task(self._verify_later(sym), name=f"book-verify-{sym}")
+
+    async def _verify_later(self, sym: str) -> None:
+        await asyncio.sleep(self.verify_after_s)
+        sync = self._syncs.get(sym)
+        if sync is not None and sync.state == "verifying" and sync.request_snapshot().fetch_snapshot:
+            log.info("order book %s: no diff since the reconnect; proving it with a snapshot", sym)
+            self._start_fetch(sym)
 
     def book(self, symbol: str) -> LocalBook | None:
         """The live book of ``symbol``, or None while it is syncing (read-only use)."""
@@ -135,10 +191,16 @@ class BookManager:
         sync = self._syncs.get(symbol.upper())
         if sync is None or self._closed:
             return None
+        was = sync.state
         res = sync.on_diff(payload, recv_ms)
         if res.gap:
             self._live[sync.symbol].clear()
+            if was != "syncing":
+                self._mark(sync.symbol, BookState.SYNCING)
             log.warning("order book %s: missed depth updates; resyncing this symbol", sync.symbol)
+        elif was == "verifying" and sync.state == "live":
+            self._since[sync.symbol] = now_ms()
+            self._live[sync.symbol].set()
         if res.fetch_snapshot:
             self._start_fetch(sync.symbol)
         return sync.symbol if res.changed else None
@@ -164,9 +226,12 @@ class BookManager:
         if sync is None:
             return
         await _cancel(self._fetch_tasks.pop(sym, None))
+        was = sync.state
         sync.reset()
         sync.resyncs += 1
         self._live[sym].clear()
+        if was != "syncing":
+            self._mark(sym, BookState.SYNCING)
 
     # --- snapshots -----------------------------------------------------------------------------------
     def _start_fetch(self, sym: str) -> None:
@@ -201,6 +266,7 @@ class BookManager:
                 if res.changed:
                     if sync.last_recv_ms is None:  # no buffered diff was newer: the snapshot is the data
                         sync.last_recv_ms = now_ms()
+                    self._since[sym] = now_ms()
                     self._live[sym].set()
                     await self._publish(sym)
                 if res.fetch_snapshot:
@@ -231,7 +297,7 @@ class BookManager:
         sync = self._syncs.get(sym)
         if sync is None or sync.state != "live":
             return
-        value = sync.book.to_json(self.top_n, sync.last_recv_ms)
+        value = sync.book.to_json(self.top_n, sync.last_recv_ms, self._since.get(sym))
         self._last_write[sym] = self._clock()
         try:
             result = self._write(sym, value)
@@ -250,7 +316,7 @@ class BookManager:
 
     # --- status and shutdown -------------------------------------------------------------------------
     def status(self) -> dict[str, dict[str, Any]]:
-        """Per symbol: ``state`` (syncing|live), ``lastUpdateId`` (None while syncing), ``E``, ``buffered``,
+        """Per symbol: ``state`` (syncing|verifying|live), ``lastUpdateId`` (None while syncing), ``E``, ``buffered``,
         ``resyncs``, ``gaps``, ``snapshots``, ``stale_snapshots``, ``writes``, ``last_error`` (of the last
         failed snapshot request, cleared by the next success)."""
         out: dict[str, dict[str, Any]] = {}
@@ -267,9 +333,10 @@ class BookManager:
             return
         await self.flush()
         self._closed = True
-        tasks = [*self._fetch_tasks.values(), *self._flush_tasks.values()]
+        tasks = [*self._fetch_tasks.values(), *self._flush_tasks.values(), *self._verify_tasks.values()]
         self._fetch_tasks.clear()
         self._flush_tasks.clear()
+        self._verify_tasks.clear()
         await _cancel(*tasks)
 
 

@@ -23,6 +23,11 @@ The official procedure (binance-facts.md, web-socket-streams.md) and where this 
 4. book := snapshot, book id := ``lastUpdateId``                        -> :meth:`LocalBook.apply_snapshot`
 5. per diff: ``u`` < book id ignore; ``U`` > book id + 1 gap, restart; else apply, book id := ``u``
                                                                          -> :meth:`LocalBook.apply_diff`
+
+Continuity after a lost connection (the project's rule, architecture.md): a live book whose connection
+dropped is ``verifying`` (:meth:`BookSync.suspend`): it is not served, and the first diff on the new
+connection either proves continuity (``U <= book id + 1 <= u``: live again, no snapshot paid for) or shows
+the gap (resync). A quiet symbol proves it with a snapshot instead (:meth:`BookSync.request_snapshot`).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-import orjson
+from binance_common.feedstore import live_book_json
 
 log = logging.getLogger(__name__)
 
@@ -171,24 +176,15 @@ class LocalBook:
         """Number of (bid, ask) levels held."""
         return len(self._bids), len(self._asks)
 
-    def to_dict(self, n: int | None, recv_ms: int | None) -> dict[str, Any]:
-        bids, asks = self.top(n)
-        return {
-            "symbol": self.symbol,
-            "lastUpdateId": self.last_update_id,
-            "E": self.last_event_time,
-            "asof": recv_ms,
-            "bids": bids,
-            "asks": asks,
-        }
-
-    def to_json(self, n: int | None, recv_ms: int | None) -> bytes:
-        """The ``book:<SYMBOL>`` value (keys.py): ``{"symbol","lastUpdateId","E","asof","bids","asks"}``.
+    def to_json(self, n: int | None, recv_ms: int | None, since: int | None = None) -> bytes:
+        """The live ``book:<SYMBOL>`` value (:mod:`binance_common.feedstore`).
 
         ``n`` levels a side (all when ``None``); ``asof`` = ``recv_ms``, the local receive time (ms since
-        epoch) of the newest data in the book; ``E`` is ``null`` until a diff has been applied.
+        epoch) of the newest data in the book; ``E`` is ``null`` until a diff has been applied; ``since``:
+        when the book went live.
         """
-        return orjson.dumps(self.to_dict(n, recv_ms))
+        bids, asks = self.top(n)
+        return live_book_json(self.symbol, since, self.last_update_id, self.last_event_time, recv_ms, bids, asks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +209,8 @@ class BookSync:
 
     Feed every diff to :meth:`on_diff` and every snapshot to :meth:`on_snapshot`; act on the returned
     :class:`SyncResult`. ``state`` is ``"syncing"`` (no usable book: waiting for the first diff or for a
-    snapshot) or ``"live"``. While syncing, at most ``max_buffer`` diffs are kept (the oldest are dropped,
+    snapshot), ``"verifying"`` (a book kept across a lost connection, not usable until a diff or a snapshot
+    proves it current) or ``"live"``. While syncing, at most ``max_buffer`` diffs are kept (the oldest are dropped,
     which moves the first buffered ``U`` forward: an older snapshot is then simply fetched again).
 
     Counters: ``gaps`` (gaps found, in the live book or inside the buffer), ``resyncs`` (times a live book was
@@ -227,12 +224,13 @@ class BookSync:
         self.symbol = symbol.upper()
         self.max_buffer = max_buffer
         self.book = LocalBook(self.symbol)
-        self.state: Literal["syncing", "live"] = "syncing"
+        self.state: Literal["syncing", "verifying", "live"] = "syncing"
         self.snapshot_requested = False
         self.buffer: deque[tuple[dict[str, Any], int | None]] = deque()
         self.last_recv_ms: int | None = None  # receive time of the newest diff applied to the live book
         self.gaps = 0
         self.resyncs = 0
+        self.proofs = 0  # times a kept book proved continuity after a lost connection
         self.snapshots = 0
         self.stale_snapshots = 0
 
@@ -243,6 +241,8 @@ class BookSync:
 
     def on_diff(self, payload: dict[str, Any], recv_ms: int | None = None) -> SyncResult:
         """Handle one ``depthUpdate`` payload of this symbol, received at ``recv_ms`` (ms, may be None)."""
+        if self.state == "verifying":
+            return self._verify(payload, recv_ms)
         if self.state == "live":
             try:
                 applied = self.book.apply_diff(payload)
@@ -259,6 +259,40 @@ class BookSync:
             self.last_recv_ms = recv_ms
             return _CHANGED
         return self._buffer(payload, recv_ms)
+
+    def _verify(self, payload: dict[str, Any], recv_ms: int | None) -> SyncResult:
+        """The first new diff after a lost connection: continuous (``U <= book id + 1 <= u``) or a gap."""
+        book_id = self.book.last_update_id
+        if payload["u"] <= book_id:
+            return _NOTHING  # older than the book: proves nothing
+        if payload["U"] > book_id + 1:
+            self.gaps += 1
+            self.resyncs += 1
+            return self._restart(payload, recv_ms)
+        try:
+            self.book.apply_diff(payload)
+        except ValueError:
+            self.resyncs += 1
+            return self._restart(None, None)
+        self.state = "live"
+        self.last_recv_ms = recv_ms
+        self.proofs += 1
+        return _CHANGED
+
+    def suspend(self) -> SyncResult:
+        """The connection carrying this symbol's diffs was lost: a live book must prove continuity again.
+        ``changed`` when a live book stopped being usable."""
+        if self.state != "live":
+            return _NOTHING
+        self.state = "verifying"
+        return _CHANGED
+
+    def request_snapshot(self) -> SyncResult:
+        """Ask for a snapshot without waiting for a diff (a quiet symbol after a (re)subscription)."""
+        if self.state == "live" or self.snapshot_requested:
+            return _NOTHING
+        self.snapshot_requested = True
+        return SyncResult(fetch_snapshot=True)
 
     def _buffer(self, payload: dict[str, Any], recv_ms: int | None) -> SyncResult:
         buf = self.buffer
@@ -299,6 +333,12 @@ class BookSync:
         self.snapshots += 1
         if self.state == "live":
             return _NOTHING  # not asked for; the live book is newer or as new
+        if self.state == "verifying":
+            if last_update_id < self.book.last_update_id:  # a lagging snapshot proves nothing
+                self.stale_snapshots += 1
+                self.snapshot_requested = True
+                return SyncResult(fetch_snapshot=True)
+            self.buffer.clear()
         first_u = self.first_buffered_id
         if first_u is not None and last_update_id + 1 < first_u:
             self.stale_snapshots += 1
@@ -346,4 +386,5 @@ class BookSync:
             "gaps": self.gaps,
             "snapshots": self.snapshots,
             "stale_snapshots": self.stale_snapshots,
+            "proofs": self.proofs,
         }

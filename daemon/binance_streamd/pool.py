@@ -10,6 +10,14 @@
   Both connections feed the daemon meanwhile; the per-stream sequencers drop the overlap's duplicates.
 * Watchdog: a connection with subscribed streams that delivered nothing for ``stale_after_s`` is aborted
   and reconnected (separate from pings, which only prove the socket is alive).
+* A refused SUBSCRIBE batch never holds other streams back: its names are handed to the :class:`Prober`,
+  which finds the refused ones on its own connection (its own control budget), while the slot goes on
+  subscribing everything else; the good names of the batch follow as soon as they are known.
+
+Callbacks to the daemon: ``on_live(streams, conn_id)`` after every acknowledgement (also on a rotation's new
+connection), ``on_lost(streams, reason)`` as soon as a connection ends other than by rotation (its streams
+missed whatever came until the next acknowledgement), ``on_error(streams, reason)`` when a connection
+attempt fails, ``on_failed(streams, reason)`` for names Binance refuses.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from typing import Any
 
 from .connection import OnData, SubscribeError, WsConnection
 from .limits import Backoff, SlidingWindow
+from .prober import Prober
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +48,7 @@ class Slot:
     task: asyncio.Task[None] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     rotate: bool = False
+    probing: set[str] = field(default_factory=set)  # names of a refused batch the prober is sorting out
     reconnects: int = 0
     rotations: int = 0
 
@@ -47,13 +57,15 @@ class Pool:
     def __init__(self, ws_url: str, on_data: OnData, on_failed: OnFailed, on_live: OnLive, *,
                  max_per_conn: int, lifetime_s: float, stale_after_s: float, max_delay_s: float,
                  proxy: str | None = None, on_malformed: Callable[[WsConnection, bytes | str], None] | None = None,
-                 on_reconnect: Callable[[list[str]], None] | None = None, backpressure: Any = None) -> None:
+                 on_lost: OnFailed | None = None, on_error: OnFailed | None = None,
+                 backpressure: Any = None) -> None:
         self.ws_url = ws_url
         self.on_data = on_data
         self.on_failed = on_failed
         self.on_live = on_live
         self.on_malformed = on_malformed
-        self.on_reconnect = on_reconnect
+        self.on_lost = on_lost
+        self.on_error = on_error
         self.backpressure = backpressure
         self.max_per_conn = max_per_conn
         self.lifetime_s = lifetime_s
@@ -65,6 +77,8 @@ class Pool:
         self.connects = 0
         self._closing = False
         self._slot_ids = 0
+        self._probes: set[asyncio.Task[None]] = set()
+        self.prober = Prober(self._open_probe)
 
     # --- assignment ----------------------------------------------------------------------------------
     def slot_of(self, stream: str) -> Slot | None:
@@ -104,6 +118,9 @@ class Pool:
 
     async def close(self) -> None:
         self._closing = True
+        for t in list(self._probes):
+            t.cancel()
+        await self.prober.close()
         for s in self.slots:
             s.wake.set()
             if s.task is not None:
@@ -116,6 +133,17 @@ class Pool:
                 await s.conn.close("daemon stopping")
 
     # --- one slot ------------------------------------------------------------------------------------
+    async def _open_probe(self) -> WsConnection:
+        """A connection for the prober (counted against the connection-attempt budget like any other)."""
+        wait = self.attempts.delay(time.monotonic())
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self.attempts.record(time.monotonic())
+        self.connects += 1
+        conn = WsConnection(self.ws_url, lambda *_: None, proxy=self.proxy)
+        await conn.open()
+        return conn
+
     async def _connect(self, slot: Slot) -> WsConnection:
         while True:
             wait = self.attempts.delay(time.monotonic())
@@ -134,36 +162,54 @@ class Pool:
             except Exception as e:
                 delay = slot.backoff.next_delay()
                 log.warning("slot %d: connect failed (%s: %s); retry in %.2f s", slot.id, type(e).__name__, e, delay)
+                if self.on_error is not None:
+                    self.on_error(sorted(slot.streams), f"cannot connect to {self.ws_url}: {type(e).__name__}: {e}")
                 await asyncio.sleep(delay)
 
     async def _sync(self, slot: Slot, conn: WsConnection) -> None:
-        """Make ``conn``'s subscriptions equal the slot's streams."""
+        """Make ``conn``'s subscriptions equal the slot's streams (but names the prober is sorting out)."""
         want = set(slot.streams)
         extra = sorted(conn.streams - want)
         if extra:
             await conn.unsubscribe(extra)
-        missing = sorted(want - conn.streams)
+        missing = sorted(want - conn.streams - slot.probing)
         if missing:
-            await self._subscribe(conn, missing)
+            await self._subscribe(slot, conn, missing)
 
-    async def _subscribe(self, conn: WsConnection, streams: list[str]) -> None:
+    async def _subscribe(self, slot: Slot, conn: WsConnection, streams: list[str]) -> None:
         try:
             await conn.subscribe(streams)
             self.on_live(streams, conn.id)
         except SubscribeError as e:
-            if len(e.streams) > 1 and not conn.closed.is_set():
-                for s in e.streams:  # find which ones Binance refuses
-                    await self._subscribe(conn, [s])
-                rest = [s for s in streams if s not in e.streams]
-                if rest:
-                    await self._subscribe(conn, rest)
-                return
-            if not conn.closed.is_set() and not e.reason.startswith("no answer"):
-                for s in e.streams:
-                    self.slot_of(s) and self.slot_of(s).streams.discard(s)  # type: ignore[union-attr]
-                self.on_failed(e.streams, e.reason)
-            else:
+            acked = [s for s in streams if s in conn.streams]
+            if acked:
+                self.on_live(acked, conn.id)
+            if conn.closed.is_set() or e.reason.startswith("no answer"):
                 raise
+            if len(e.streams) == 1:
+                self._refuse(slot, {e.streams[0]: e.reason})
+            else:  # sort the batch out on the prober's connection; the slot carries on meanwhile
+                slot.probing.update(e.streams)
+                t = asyncio.create_task(self._probe(slot, list(e.streams)), name=f"probe-slot-{slot.id}")
+                self._probes.add(t)
+                t.add_done_callback(self._probes.discard)
+            slot.wake.set()  # the names after the refused batch were not sent yet
+
+    def _refuse(self, slot: Slot, refused: dict[str, str]) -> None:
+        for s, reason in refused.items():
+            slot.streams.discard(s)
+            self.on_failed([s], reason)
+
+    async def _probe(self, slot: Slot, streams: list[str]) -> None:
+        try:
+            refused = await self.prober.refused(streams)
+        except Exception as e:  # the probe connection failed: the names go back to the slot as they were
+            log.warning("slot %d: probing %d names failed (%s)", slot.id, len(streams), e)
+            refused = {}
+        finally:
+            slot.probing.difference_update(streams)
+            slot.wake.set()
+        self._refuse(slot, refused)
 
     async def _run_slot(self, slot: Slot) -> None:
         first = True
@@ -179,8 +225,6 @@ class Pool:
                 conn = await self._connect(slot)
                 if not first:
                     slot.reconnects += 1
-                    if self.on_reconnect:
-                        self.on_reconnect(sorted(slot.streams))
                 first = False
                 slot.conn = conn
                 try:
@@ -193,6 +237,8 @@ class Pool:
                 return
             if slot.conn is conn and conn.closed.is_set():  # it died (a rotation replaces slot.conn)
                 slot.conn = None
+                if self.on_lost is not None:
+                    self.on_lost(sorted(slot.streams), conn.close_reason)
                 slot.backoff.reset_if_healthy(conn.age_s)
                 delay = slot.backoff.next_delay()
                 log.warning("slot %d: connection %d ended (%s) after %.1f s; reconnect in %.2f s",
@@ -229,6 +275,8 @@ class Pool:
         """Open a replacement with the same streams; switch once it delivers. True when switched."""
         log.info("slot %d: rotating connection %d (age %.0f s)", slot.id, old.id, old.age_s)
         new = await self._connect(slot)
+        if old.closed.is_set() and self.on_lost is not None:  # it died before the new one took over
+            self.on_lost(sorted(slot.streams), old.close_reason)
         try:
             await self._sync(slot, new)
         except SubscribeError:

@@ -23,24 +23,29 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
+from binance_common.feedstore import F_BACKFILL, F_DATA, F_GAP, F_RECV
 from binance_common.keys import Keys
+
+from .leadership import FENCE_CHECK, is_fenced
 
 log = logging.getLogger(__name__)
 
-# ARGV: maxlen, n_groups, n_latest, channel, updates, then n_groups x (hist key, backfill flag, entries),
-# then n_latest x (key, value). ``entries`` packs a group's messages as "<recv ms>\n<payload>" joined by
-# \x1e (JSON text never contains a raw newline or \x1e): one argument per stream instead of four per
-# message, which is what the client-side cost of a batch is made of (redis-py encodes every argument).
-_BATCH_LUA = r"""
+# ARGV: maxlen, n_groups, n_latest, channel, updates, leader key, fencing token ('' = unfenced), then
+# n_groups x (hist key, kind flag, entries), then n_latest x (key, value). ``entries`` packs a group's
+# messages as "<recv ms>\n<payload>" joined by \x1e (JSON text never contains a raw newline or \x1e): one
+# argument per stream instead of four per message, which is what the client-side cost of a batch is made of
+# (redis-py encodes every argument). Kind flags: 0 live data, 1 data from REST, 2 gap entries.
+_BATCH_LUA = FENCE_CHECK.replace("FENCE", "6") + r"""
 local maxlen = ARGV[1]
 local ng = tonumber(ARGV[2])
 local nl = tonumber(ARGV[3])
-local i = 6
+local i = 8
 local n = 0
 for _ = 1, ng do
   local key, flag, blob = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -53,6 +58,8 @@ for _ = 1, ng do
     local payload = string.sub(blob, nl_at + 1, stop - 1)
     if flag == '1' then
       redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'd', payload, 'r', recv, 'b', '1')
+    elseif flag == '2' then
+      redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'g', payload, 'r', recv)
     else
       redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'd', payload, 'r', recv)
     end
@@ -69,7 +76,9 @@ if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return n
 """
 
-Message = tuple[str, bytes, int, bool]  # stream, raw payload, receive ms, backfilled
+Message = tuple[str, bytes, int, int]  # stream, raw payload (or gap JSON), receive ms, kind
+LIVE, BACKFILL, GAP = 0, 1, 2
+_KIND_ARG = {LIVE: b"$1\r\n0\r\n", BACKFILL: b"$1\r\n1\r\n", GAP: b"$1\r\n2\r\n"}
 
 
 def _as_bytes(v: str | bytes) -> bytes:
@@ -87,7 +96,9 @@ class RedisWriter:
     MAX_INFLIGHT = 16
 
     def __init__(self, redis: aioredis.Redis, keys: Keys, *, maxlen: int, buffer_max: int,
-                 batch_max: int = 2048, linger_s: float = 0.0005) -> None:
+                 batch_max: int = 2048, linger_s: float = 0.0005,
+                 fence: Callable[[], tuple[str, str]] | None = None,
+                 on_fenced: Callable[[], None] | None = None) -> None:
         self.redis = redis
         self.keys = keys
         self.maxlen = maxlen
@@ -103,6 +114,10 @@ class RedisWriter:
         self.redis_ok = True
         self.last_error: str | None = None
         self.strategy = "pipeline"
+        self.fence = fence or (lambda: ("", ""))  # (leader key, token) checked by the batch script
+        self.on_fenced = on_fenced
+        self.fenced = False  # a batch was refused: this daemon no longer leads; nothing more is sent
+        self.reconnects = 0
         self._sha: str | None = None
         self._wake = asyncio.Event()
         self._busy = False  # messages were added since the writer last looked
@@ -121,7 +136,7 @@ class RedisWriter:
         self._closing = False
 
     # --- producer side (sync, cheap) ---------------------------------------------------------------
-    def add(self, stream: str, payload: bytes, recv_ms: int, backfill: bool = False) -> None:
+    def add(self, stream: str, payload: bytes, recv_ms: int, kind: int = LIVE) -> None:
         if len(self.pending) >= self.buffer_max and not self.redis_ok:  # Redis is down: bounded, oldest first
             # (while Redis is up the backlog is bounded by congested(): readers pause at HIGH_WATER, and what one
             # socket read already holds must not be thrown away)
@@ -129,7 +144,7 @@ class RedisWriter:
             if self._sent >= len(self.pending):
                 return  # everything held is in flight: the newest message is the one lost
             del self.pending[self._sent]  # the oldest message not yet sent
-        self.pending.append((stream, payload, recv_ms, backfill))
+        self.pending.append((stream, payload, recv_ms, kind))
         if len(self.pending) - self._sent >= self.batch_max and len(self._inflight) < self.MAX_INFLIGHT:
             self._send_now()
         if not self._busy:  # first message since the writer took its last batch: wake it
@@ -146,7 +161,7 @@ class RedisWriter:
         """
         conn = self._conn
         writer = getattr(conn, "_writer", None)  # redis-py's asyncio StreamWriter for this connection
-        if writer is None or not self.redis_ok or not conn.is_connected or writer.is_closing():
+        if writer is None or not self.redis_ok or self.fenced or not conn.is_connected or writer.is_closing():
             return
         batch, books = self._take()
         command = self._pack(batch, books)
@@ -155,6 +170,22 @@ class RedisWriter:
         self._has_inflight.set()
         writer.write(command)
         self._wake.set()
+
+    def unfence(self) -> None:
+        """The leadership came back with the same term: send what is held."""
+        self.fenced = False
+        self._wake.set()
+
+    def discard(self) -> int:
+        """Forget everything not yet written (this daemon stepped down); returns how many messages."""
+        n = len(self.pending)
+        self.pending.clear()
+        self.books.clear()
+        self._sent = 0
+        self._inflight.clear()
+        self._idle.set()
+        self._drained.set()
+        return n
 
     def congested(self) -> bool:
         """True while the backlog is above the high-water mark: readers should pause (TCP backpressure)."""
@@ -271,7 +302,8 @@ class RedisWriter:
                 inflight = len(self._inflight)
                 # send while fewer than MAX_INFLIGHT batches are out: under load the next batch is packed
                 # while Redis runs the previous one, and each batch holds what arrived meanwhile
-                if (self._unsent() or (self.books and not inflight)) and inflight < self.MAX_INFLIGHT:
+                if (not self.fenced and (self._unsent() or (self.books and not inflight))
+                        and inflight < self.MAX_INFLIGHT):
                     await self._linger(loop)
                     await self._send_batch()
                     continue
@@ -288,7 +320,17 @@ class RedisWriter:
                 self._sent = 0
                 if self._conn is not None:
                     await self._conn.disconnect()
+                self.reconnects += 1
                 replies = loop.create_task(self._read_replies(), name="redis-writer-replies")
+                if is_fenced(e):  # another daemon leads: hold everything until told to resume or discard
+                    if not self.fenced:
+                        log.warning("writer: a batch was refused by the fencing token (%s)", e)
+                        self.fenced = True
+                        if self.on_fenced is not None:
+                            self.on_fenced()
+                    continue
+                if isinstance(e, AttributeError):  # redis-py closed the connection under a send (Redis dropped)
+                    e = ConnectionError(f"connection closed while sending ({e})")
                 if isinstance(e, NoScriptError):  # Redis restarted without our script: load it, resend
                     try:
                         self._sha = await self.redis.script_load(_BATCH_LUA)
@@ -337,26 +379,27 @@ class RedisWriter:
         # one pass: runs of one stream with one flag, in arrival order per stream (backfilled entries must
         # stay between the live entries they came between), and the newest live message of each stream
         newest: dict[str, tuple[bytes, int]] = {}
-        runs: list[tuple[str, bool, list[bytes]]] = []
-        last: dict[str, tuple[str, bool, list[bytes]]] = {}
-        for stream, payload, recv_ms, backfill in batch:
+        runs: list[tuple[str, int, list[bytes]]] = []
+        last: dict[str, tuple[str, int, list[bytes]]] = {}
+        for stream, payload, recv_ms, kind in batch:
             run = last.get(stream)
-            if run is None or run[1] is not backfill:
-                run = last[stream] = (stream, backfill, [])
+            if run is None or run[1] != kind:
+                run = last[stream] = (stream, kind, [])
                 runs.append(run)
             run[2].append(b"%d\n" % recv_ms + payload)
-            if not backfill:
+            if kind == LIVE:
                 newest[stream] = (payload, recv_ms)
         updates = "\n".join([*newest, *(f"book:{s}" for s in books)]).encode()
         hist, lat = self._hist_bulk, self._latest_bulk
         assert self._sha is not None
-        parts = [b"*%d\r\n$7\r\nEVALSHA\r\n" % (8 + 3 * len(runs) + 2 * (len(newest) + len(books))),
+        leader_key, token = self.fence()
+        parts = [b"*%d\r\n$7\r\nEVALSHA\r\n" % (10 + 3 * len(runs) + 2 * (len(newest) + len(books))),
                  _bulk(_as_bytes(self._sha)), b"$1\r\n0\r\n", _bulk(b"%d" % self.maxlen),
                  _bulk(b"%d" % len(runs)), _bulk(b"%d" % (len(newest) + len(books))), self._channel_bulk,
-                 _bulk(updates)]
-        for stream, backfill, entries in runs:
+                 _bulk(updates), _bulk(leader_key.encode()), _bulk(token.encode())]
+        for stream, kind, entries in runs:
             blob = b"\x1e".join(entries)
-            parts += (hist.get(stream) or self._cache_keys(stream)[0], b"$1\r\n1\r\n" if backfill else b"$1\r\n0\r\n",
+            parts += (hist.get(stream) or self._cache_keys(stream)[0], _KIND_ARG[kind],
                       b"$%d\r\n" % len(blob), blob, b"\r\n")
         for stream, (payload, recv_ms) in newest.items():
             value = b'{"r":%d,"d":' % recv_ms + payload + b"}"
@@ -398,11 +441,11 @@ class RedisWriter:
         k = self.keys
         latest: dict[str, bytes] = {}
         pipe = self.redis.pipeline(transaction=False)
-        for stream, payload, recv_ms, backfill in batch:
-            fields: dict[str, Any] = {"d": payload, "r": recv_ms}
-            if backfill:
-                fields["b"] = 1
-            else:
+        for stream, payload, recv_ms, kind in batch:
+            fields: dict[str, Any] = {F_GAP if kind == GAP else F_DATA: payload, F_RECV: recv_ms}
+            if kind == BACKFILL:
+                fields[F_BACKFILL] = 1
+            elif kind == LIVE:
                 latest[stream] = b'{"r":%d,"d":' % recv_ms + payload + b"}"
             pipe.xadd(k.history(stream), fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
         for stream, value in latest.items():
@@ -417,4 +460,5 @@ class RedisWriter:
     def stats(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "written": self.written, "buffered": len(self.pending),
                 "dropped": self.dropped, "batches": self.batches, "errors": self.errors,
+                "reconnects": self.reconnects, "fenced": self.fenced,
                 "redis_ok": self.redis_ok, "last_error": self.last_error, "ts": int(time.time() * 1000)}

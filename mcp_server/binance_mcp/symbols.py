@@ -24,13 +24,12 @@ import orjson
 from redis.exceptions import RedisError
 
 from binance_common.errors import BinanceError, InvalidSymbolError
+from binance_common.exchange_info import CACHE_NAME, LOCK_NAME, compact_exchange_info
 from binance_common.streams import normalize_symbol
 from binance_common.timeutil import now_ms
 
 from .runtime import Runtime
 
-CACHE_NAME = "exchange_info"
-LOCK_NAME = "exchange_info:lock"
 LOCK_TTL_MS = 20_000
 STALE_MAX_MS = 24 * 3600 * 1000
 """A last good copy older than this is not served when a refresh fails."""
@@ -82,28 +81,6 @@ class ExchangeSnapshot:
         if info is None:
             raise unknown_symbol_error(sym, self.symbols)
         return info
-
-
-def compact_exchange_info(raw: dict[str, Any], fetched_at_ms: int) -> dict[str, Any]:
-    """Drop what no tool needs (``permissionSets`` flattens into ``permissions``), keep every other field."""
-    symbols = []
-    for s in raw.get("symbols") or []:
-        if not isinstance(s, dict) or "symbol" not in s:
-            continue
-        c = {k: v for k, v in s.items() if k != "permissionSets"}
-        perms: list[str] = list(s.get("permissions") or [])
-        for group in s.get("permissionSets") or []:
-            perms.extend(group)
-        c["permissions"] = sorted(set(perms))
-        symbols.append(c)
-    return {
-        "fetched_at_ms": fetched_at_ms,
-        "timezone": raw.get("timezone", "UTC"),
-        "serverTime": raw.get("serverTime"),
-        "rateLimits": raw.get("rateLimits") or [],
-        "exchangeFilters": raw.get("exchangeFilters") or [],
-        "symbols": symbols,
-    }
 
 
 def suggest(symbol: str, known: Iterable[str], n: int = 5) -> list[str]:

@@ -3,18 +3,15 @@
 All keys live under ``<namespace>:v1:``. Stream names are validated (see :mod:`streams`) before they reach
 this module, so they can be embedded in keys safely; symbols are upper-case.
 
-Value layouts (the contract):
+Value layouts are defined, with their codec, in :mod:`binance_common.feedstore` (``latest:``, ``hist:``,
+``status:``, ``book:``, ``daemon:leader``). The rest:
 
-* ``latest:<stream>`` STRING ``{"r": <receive ms>, "d": <raw payload JSON>}`` (bytes, the payload verbatim).
-* ``hist:<stream>`` Redis Stream, ``XADD MAXLEN ~ history_maxlen``; fields ``d`` (raw payload JSON),
-  ``r`` (receive ms), and ``b`` = ``1`` on entries backfilled from REST.
-* ``status:<stream>`` HASH: ``state`` (pending|live|failed|unsubscribed), ``reason``, ``conn``,
-  ``since`` (ms), ``last_recv`` (ms), ``last_event`` (ms), ``msgs``, ``gaps_found``, ``gaps_filled``,
-  ``reconnects``, ``updated`` (ms).
-* ``book:<SYMBOL>`` STRING JSON ``{"symbol","lastUpdateId","E","asof","bids":[[p,q]..],"asks":[[p,q]..]}``.
 * ``leases`` ZSET: member ``<stream> <holder>``, score = expiry (ms since epoch).
 * ``always_on`` SET of the daemon's configured streams.
 * ``daemon:heartbeat`` STRING JSON (pid, host, started, ts) with TTL ``heartbeat_ttl_s``.
+* ``daemon:standby:<host>:<pid>`` STRING JSON (pid, host, started, ts) with TTL: a daemon waiting to lead.
+* ``leases:epoch`` STRING: present while Redis still holds the leases the front ends wrote; when it is
+  missing (Redis lost its data) every front end re-asserts the leases it keeps in memory.
 * ``daemon:stats`` STRING JSON (connections, per-stream rates, lag, reconnects, buffer, dropped).
 * channel ``updates``: payload = newline-joined names that changed (stream names, ``book:<SYMBOL>``).
 * channel ``control``: payload ``reconcile`` (a replica changed leases: reconcile now).
@@ -87,6 +84,29 @@ class Keys:
     @property
     def heartbeat(self) -> str:
         return f"{self.prefix}daemon:heartbeat"
+
+    @property
+    def leader(self) -> str:
+        return f"{self.prefix}daemon:leader"
+
+    @property
+    def leader_last(self) -> str:
+        return f"{self.prefix}daemon:leader:last"
+
+    @property
+    def leader_epoch(self) -> str:
+        return f"{self.prefix}daemon:leader:epoch"
+
+    def standby(self, member: str) -> str:
+        return f"{self.prefix}daemon:standby:{member}"
+
+    @property
+    def standby_pattern(self) -> str:
+        return f"{self.prefix}daemon:standby:*"
+
+    @property
+    def leases_epoch(self) -> str:
+        return f"{self.prefix}leases:epoch"
 
     @property
     def daemon_stats(self) -> str:

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         default_factory=list, description="Symbols for which the daemon keeps a local order book."
     )
     order_book_top_n: int = Field(50, ge=1, le=5000, description="Levels a side written to Redis.")
+    order_book_snapshot_limit: int = Field(1000, ge=5, le=5000, description=(
+        "Levels a side asked for in a depth snapshot: 1000 weighs 50, 5000 weighs 250. A book holds the "
+        "snapshot's levels plus whatever diffs add; levels beyond the snapshot's range are only known once "
+        "they change, so keep order_book_top_n well inside it."))
+    backfill_max_ids: int = Field(20_000, ge=0, le=10_000_000, description=(
+        "Most trade ids one catch-up or backfill recovers from REST (1000 a request); an older remainder is "
+        "written to the history as an explicit gap entry."))
     history_maxlen: int = Field(10_000, ge=10, le=10_000_000, description="Approx. cap of each Redis Stream.")
     max_streams_per_connection: int = Field(200, ge=1, le=1024)
     connection_lifetime_s: float = Field(
