@@ -12,7 +12,9 @@ from typing import Any
 
 import orjson
 import typer
+from redis.exceptions import RedisError
 
+from binance_common.feedstore import parse_token
 from binance_common.keys import Keys
 from binance_common.redis_conn import make_redis
 from binance_common.settings import Settings
@@ -73,45 +75,78 @@ def run(log_level: str = typer.Option("INFO"), log_format: str = typer.Option("j
     asyncio.run(_run(Settings()))
 
 
-async def _read(settings: Settings) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, dict[str, str]]]:
+async def _read(settings: Settings) -> tuple[dict[str, Any] | None, dict[str, Any] | None,
+                                           dict[str, dict[str, str]], str | None, list[dict[str, Any]]]:
     keys = Keys(settings.namespace)
     r = make_redis(settings, decode_responses=True)
     try:
         hb_raw = await r.get(keys.heartbeat)
         stats_raw = await r.get(keys.daemon_stats)
+        leader: str | None = await r.get(keys.leader)  # type: ignore[assignment]
         statuses: dict[str, dict[str, str]] = {}
         async for key in r.scan_iter(match=keys.status_pattern, count=500):
             statuses[keys.stream_from_status_key(key)] = await r.hgetall(key)  # type: ignore[assignment]
+        standbys = []
+        async for key in r.scan_iter(match=keys.standby_pattern, count=100):
+            raw = await r.get(key)
+            if raw:
+                standbys.append(orjson.loads(raw))
     finally:
         await r.aclose()
-    return (orjson.loads(hb_raw) if hb_raw else None, orjson.loads(stats_raw) if stats_raw else None, statuses)
+    return (orjson.loads(hb_raw) if hb_raw else None, orjson.loads(stats_raw) if stats_raw else None, statuses,
+            leader, standbys)
+
+
+def _read_or_exit(settings: Settings) -> Any:
+    try:
+        return asyncio.run(_read(settings))
+    except (RedisError, OSError) as e:
+        typer.echo(f"cannot read the feed: Redis at {settings.redacted().get('redis_url') or '(none configured)'} "
+                   f"is unreachable ({type(e).__name__}: {e})", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
 def status() -> None:
-    """Readable table: connections, streams, message rates, lag, gaps, reconnects."""
+    """Readable table: who leads, connections, streams, message rates, lag, gaps, reconnects."""
     settings = Settings()
-    hb, stats, statuses = asyncio.run(_read(settings))
+    hb, stats, statuses, leader, standbys = _read_or_exit(settings)
     now = int(time.time() * 1000)
+    tok = parse_token(leader)
     if hb:
         typer.echo(f"daemon: pid {hb['pid']} on {hb['host']}, up {(now - hb['started']) / 1000:.0f} s, "
                    f"heartbeat {(now - hb['ts']) / 1000:.1f} s ago")
     else:
         typer.echo("daemon: NOT RUNNING (no heartbeat)")
+    if tok:
+        typer.echo(f"leader: pid {tok['pid']} on {tok['host']} (term {tok['epoch']})")
+    else:
+        typer.echo("leader: none")
+    for sb in standbys:
+        typer.echo(f"standby: pid {sb.get('pid')} on {sb.get('host')}, heartbeat {(now - sb.get('ts', now)) / 1000:.1f} s ago")
+    wanted: set[str] | None = None
     if stats:
         w = stats.get("writer", {})
         typer.echo(f"writer: {w.get('strategy')} written={w.get('written')} buffered={w.get('buffered')} "
                    f"dropped={w.get('dropped')} redis_ok={w.get('redis_ok')}  malformed={stats.get('malformed')}")
+        rq = stats.get("rest") or {}
+        if rq:
+            typer.echo(f"rest: queued={rq.get('queued')} sent={rq.get('sent')} held_back={rq.get('held_back')}")
         typer.echo(f"{'conn':>5} {'streams':>7} {'age s':>8} {'frames':>9} {'reconn':>6} {'rotat':>5} up")
         for c in stats.get("connections", []):
             typer.echo(f"{c['conn'] or '-':>5} {c['streams']:>7} {c['age_s']:>8} {c['frames']:>9} "
                        f"{c['reconnects']:>6} {c['rotations']:>5} {'yes' if c['up'] else 'NO'}")
+        if hb and isinstance(stats.get("streams"), dict):
+            wanted = set(stats["streams"])
     typer.echo(f"{'stream':<32} {'state':<12} {'msg/s':>7} {'lag ms':>8} {'gaps':>5} {'filled':>6} {'reconn':>6} reason")
     for name in sorted(statuses):
         st = statuses[name]
         last = int(st.get("last_recv") or 0)
         lag = str(now - last) if last else "-"
-        typer.echo(f"{name:<32} {st.get('state', '?'):<12} {st.get('rate', '0'):>7} {lag:>8} "
+        state = st.get("state", "?")
+        if wanted is not None and name not in wanted:
+            state = "(leftover)"  # written by an earlier run; the running daemon does not want it
+        typer.echo(f"{name:<32} {state:<12} {st.get('rate', '0'):>7} {lag:>8} "
                    f"{st.get('gaps_found', '0'):>5} {st.get('gaps_filled', '0'):>6} {st.get('reconnects', '0'):>6} "
                    f"{st.get('reason', '')}")
 
@@ -120,7 +155,7 @@ def status() -> None:
 def check() -> None:
     """Exit 0 when the daemon's heartbeat is fresh, 1 otherwise (for health checks)."""
     try:
-        hb, _, _ = asyncio.run(_read(Settings()))
+        hb = asyncio.run(_read(Settings()))[0]
     except Exception as e:
         typer.echo(f"unhealthy: {type(e).__name__}: {e}", err=True)
         raise typer.Exit(1) from None

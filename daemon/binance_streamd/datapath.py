@@ -153,8 +153,10 @@ class DataPath:
         st.acked = True
         first = False
         if st.trades and st.seq.last_id is None and not st.first_ack:
-            st.first_ack = now_ms()
+            st.first_ack = now_ms()  # the history starts here: nothing before it to catch up
             first = True
+            st.fill_wanted = False
+            self._release(st)
         if st.trades and st.fill_wanted:
             self._start_fill(st)
         elif st.state is not StreamState.LIVE and st.held is None:

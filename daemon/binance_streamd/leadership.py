@@ -4,13 +4,15 @@ A daemon leads while it holds ``daemon:leader`` (a token ``<epoch>:<host>:<pid>:
 ``heartbeat_ttl_s``), renewed every third of the TTL. A standby polls; when the key is gone (the leader died or
 stalled past the TTL) it takes a new term: ``epoch`` + 1, a new token, and starts the feed by resuming from
 what Redis holds. Every write of the leader checks the token inside Redis in the same script that writes
-(:data:`FENCE_CHECK` in the writer's batch script, :meth:`Leadership.execute` for everything else), so a
+(:func:`fence_check` in the writer's batch script, :meth:`Leadership.execute` for everything else), so a
 deposed leader that wakes up (SIGSTOP/SIGCONT, a long GC, a partition) cannot write: its scripts fail with
 ``FENCED`` and it steps down.
 
 A leader whose key expired while nobody else took a term (e.g. Redis was unreachable longer than the TTL)
-gets its own term back (``daemon:leader:last`` still names its token) and keeps its buffered data; a term
-taken by anyone else means everything held in memory is stale and the feed restarts from Redis.
+gets its own term back (``daemon:leader:last`` still names its token) and keeps its buffered data; so does a
+leader whose Redis lost every key (restarted without persistence: no term was taken since, it continues under
+a new token). A term taken by anyone else means everything held in memory is stale and the feed restarts
+from Redis.
 
 Without Lua (fakeredis in embedded mode: one process, nobody to fence) every daemon leads unfenced.
 """
@@ -26,13 +28,14 @@ from enum import Enum
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
+from binance_common.feedstore import parse_token
 from binance_common.keys import Keys
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FENCE_CHECK", "Fenced", "Leadership", "Term"]
+__all__ = ["Fenced", "Leadership", "Term", "fence_check", "is_fenced"]
 
 # KEYS: leader, last, epoch. ARGV: ttl_ms, my token ('' when none), identity "<host>:<pid>:<nonce>".
 # Returns {code, token}: 0 another daemon leads (its token), 1 renewed, 2 own term resumed, 3 new term.
@@ -49,22 +52,34 @@ if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) == ARGV[2] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
   return {2, ARGV[2]}
 end
+if ARGV[2] ~= '' and redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[3]) == 0 then
+  -- Redis lost its data (restarted without persistence): nobody led since; keep our term, new token
+  local t = redis.call('INCR', KEYS[3]) .. ':' .. ARGV[3]
+  redis.call('SET', KEYS[1], t, 'PX', ARGV[1])
+  redis.call('SET', KEYS[2], t)
+  return {2, t}
+end
 local tok = redis.call('INCR', KEYS[3]) .. ':' .. ARGV[3]
 redis.call('SET', KEYS[1], tok, 'PX', ARGV[1])
 redis.call('SET', KEYS[2], tok)
 return {3, tok}
 """
 
-# The fencing check every leader script starts with: ARGV[fence] = leader key, ARGV[fence + 1] = token
-# ('' = unfenced). Kept as one snippet so the writer's batch script and execute() check the same way.
-FENCE_CHECK = r"""
-if ARGV[FENCE + 1] ~= '' and redis.call('GET', ARGV[FENCE]) ~= ARGV[FENCE + 1] then
-  return redis.error_reply('FENCED this daemon no longer leads the namespace')
-end
+# KEYS: leader. ARGV: token. Delete the leader key only if it still holds that token.
+_RELEASE_DEAD_LUA = r"""
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
+def fence_check(at: int) -> str:
+    """The fencing check every leader script starts with: ``ARGV[at]`` = leader key, ``ARGV[at + 1]`` = token
+    ('' = unfenced). One snippet, so the writer's batch script and :meth:`Leadership.execute` check alike."""
+    return (f"if ARGV[{at + 1}] ~= '' and redis.call('GET', ARGV[{at}]) ~= ARGV[{at + 1}] then\n"
+            "  return redis.error_reply('FENCED this daemon no longer leads the namespace')\nend\n")
+
+
 # ARGV: leader key, token, n commands, then per command: argc, args...
-_EXECUTE_LUA = FENCE_CHECK.replace("FENCE", "1") + r"""
+_EXECUTE_LUA = fence_check(1) + r"""
 local i = 4
 for _ = 1, tonumber(ARGV[3]) do
   local n = tonumber(ARGV[i])
@@ -125,9 +140,7 @@ class Leadership:
         sha = self._acquire_sha if which == "acquire" else self._execute_sha
         try:
             return await self.r.evalsha(sha, numkeys, *args)  # type: ignore[arg-type]
-        except ResponseError as e:
-            if not str(e).startswith("NOSCRIPT"):
-                raise
+        except NoScriptError:
             sha = await self.r.script_load(script)  # Redis restarted and forgot it
             if which == "acquire":
                 self._acquire_sha = sha
@@ -147,8 +160,16 @@ class Leadership:
         code, tok = await self._evalsha("acquire", _ACQUIRE_LUA, 3, k.leader, k.leader_last, k.leader_epoch,
                                         self.ttl_ms, self.token or "", self.identity)
         tok = tok.decode() if isinstance(tok, bytes) else str(tok)
-        self.leader_token = tok
         term = Term(int(code))
+        if term is Term.FOLLOWER and self._holder_is_dead(tok):
+            # the leader was this host's process and it is gone (kill -9, crash): no need to wait for the TTL
+            log.warning("leadership: the leader (%s) is a dead process on this host; taking over", tok)
+            await self.r.eval(_RELEASE_DEAD_LUA, 1, k.leader, tok)  # type: ignore[misc]
+            code, tok = await self._evalsha("acquire", _ACQUIRE_LUA, 3, k.leader, k.leader_last, k.leader_epoch,
+                                            self.ttl_ms, self.token or "", self.identity)
+            tok = tok.decode() if isinstance(tok, bytes) else str(tok)
+            term = Term(int(code))
+        self.leader_token = tok
         if term is Term.FOLLOWER:
             self.token = None
         else:
@@ -156,6 +177,18 @@ class Leadership:
                 self.terms += 1
             self.token = tok
         return term
+
+    def _holder_is_dead(self, token: str) -> bool:
+        parts = parse_token(token)
+        if parts is None or parts["host"] != self.identity.split(":")[0] or parts["pid"] == os.getpid():
+            return False
+        try:
+            os.kill(parts["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # exists, not ours to signal
+            return False
+        return False
 
     async def release(self) -> None:
         """Give the leadership up at once (clean shutdown): a standby need not wait for the TTL."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -49,3 +50,14 @@ class Backoff:
     def reset_if_healthy(self, lived_s: float) -> None:
         if lived_s >= self.healthy_after_s:
             self.attempt = 0
+
+
+async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
+    """Wait for ``event`` at most ``timeout_s``; True when it is set. (``asyncio.timeout`` rather than
+    ``wait_for``: no inner task, so a cancellation of the caller is never lost in between.)"""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

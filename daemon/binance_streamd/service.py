@@ -30,6 +30,7 @@ from . import systemd
 from .bookmanager import BookManager
 from .datapath import DataPath, Stream
 from .leadership import Fenced, Leadership, Term
+from .limits import wait_event
 from .pool import Pool
 from .reconcile import Reconciler, SymbolDirectory
 from .reporting import STATUS_EVERY_S, Reporter
@@ -115,10 +116,11 @@ class StreamDaemon:
         if self._stopping:
             return
         self._stopping = True
+        self._lead_wake.set()
         if self._lead_task is not None:
-            self._lead_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._lead_task
+            done, _ = await asyncio.wait([self._lead_task], timeout=10.0)
+            if not done:
+                self._lead_task.cancel()
         if self.leading:
             await self._stop_term(graceful=True)
             with contextlib.suppress(RedisError, OSError, Fenced):
@@ -143,11 +145,12 @@ class StreamDaemon:
     # --- leadership ----------------------------------------------------------------------------------
     async def _leadership_loop(self) -> None:
         ttl = self.settings.heartbeat_ttl_s
-        while True:
+        while not self._stopping:
             every = ttl / 3 if self.leading else min(1.0, ttl / 5)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lead_wake.wait(), every)
+            await wait_event(self._lead_wake, every)
             self._lead_wake.clear()
+            if self._stopping:
+                return
             systemd.notify("WATCHDOG=1")
             try:
                 term = await self.leadership.acquire()
@@ -243,8 +246,7 @@ class StreamDaemon:
             if self.reconciler is not None:
                 await self.reconciler.reconcile()
             self._reconcile_now.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reconcile_now.wait(), RECONCILE_EVERY_S)
+            await wait_event(self._reconcile_now, RECONCILE_EVERY_S)
 
     async def _control_listener(self, pubsub: Any) -> None:
         while True:

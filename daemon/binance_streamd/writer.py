@@ -32,7 +32,7 @@ from redis.exceptions import NoScriptError, RedisError
 from binance_common.feedstore import F_BACKFILL, F_DATA, F_GAP, F_RECV
 from binance_common.keys import Keys
 
-from .leadership import FENCE_CHECK, is_fenced
+from .leadership import fence_check, is_fenced
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 # messages as "<recv ms>\n<payload>" joined by \x1e (JSON text never contains a raw newline or \x1e): one
 # argument per stream instead of four per message, which is what the client-side cost of a batch is made of
 # (redis-py encodes every argument). Kind flags: 0 live data, 1 data from REST, 2 gap entries.
-_BATCH_LUA = FENCE_CHECK.replace("FENCE", "6") + r"""
+_BATCH_LUA = fence_check(6) + r"""
 local maxlen = ARGV[1]
 local ng = tonumber(ARGV[2])
 local nl = tonumber(ARGV[3])

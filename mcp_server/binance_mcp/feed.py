@@ -18,16 +18,18 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from binance_common.feedstore import BookState, GapEntry, decode_book, decode_history
 from binance_common.keys import Keys
 from binance_common.models import event_time_ms, parse_payload
 from binance_common.streams import normalize_symbol
 from binance_common.timeutil import now_ms
 
-from .freshness import BOOK_STALE_AFTER_MS, STATE_NOT_SUBSCRIBED, Freshness, freshness, stale_after_ms
+from .freshness import BOOK_STALE_AFTER_MS, STATE_NOT_SUBSCRIBED, Freshness, freshness, iso_ms, stale_after_ms
 from .schemas import (
     BandDepth,
     BookLevel,
     FeedStatus,
+    GapInfo,
     HistoryEntry,
     OrderBookView,
     StreamHistory,
@@ -233,18 +235,17 @@ class FeedReader:
         status = status_model(await self.r.hgetall(self.keys.status(stream)))
         entries: list[HistoryEntry] = []
         for i, (eid, fields) in enumerate(rows):
-            f = {(_s(k) or ""): v for k, v in fields.items()}
             ms, seq = _id_tuple(eid)
-            payload = orjson.loads(f.get("d") or b"null")
-            data = payload if raw else decode_payload(stream, payload)[0]
-            entries.append(
-                HistoryEntry(
-                    cursor=str(Cursor(ms, seq, first_n + i if first_n is not None else None)),
-                    received_ms=_i(f.get("r")) or ms,
-                    source="rest" if _s(f.get("b")) == "1" else "ws",
-                    data=data,
-                )
-            )
+            cursor = str(Cursor(ms, seq, first_n + i if first_n is not None else None))
+            entry = decode_history(fields)
+            if isinstance(entry, GapEntry):
+                gap = GapInfo(from_id=entry.from_id, to_id=entry.to_id, reason=entry.reason)
+                entries.append(HistoryEntry(cursor=cursor, received_ms=entry.received_ms or ms, source="gap",
+                                            data=None, gap=gap))
+                continue
+            data = entry.payload if raw else decode_payload(stream, entry.payload)[0]
+            entries.append(HistoryEntry(cursor=cursor, received_ms=entry.received_ms or ms,
+                                        source="rest" if entry.backfilled else "ws", data=data))
         if entries:
             last = entries[-1]
             next_cursor: str | None = last.cursor
@@ -254,7 +255,7 @@ class FeedReader:
                 received_ms=last.received_ms,
                 state=status.state,
                 reason=status.reason,
-                source=last.source,
+                source="rest" if last.source == "gap" else last.source,
             )
         else:
             next_cursor = end_cursor if since is None else str(since)
@@ -373,12 +374,25 @@ class FeedReader:
         pipe.hget(self.keys.status(f"{lower}@depth"), "state")
         blob, st100, st1000 = await pipe.execute()
         state = _s(st100) or _s(st1000)
-        if blob is None:
+        value = decode_book(blob)
+        if value is None:
             raise FeedError(
                 f"no live order book for {sym} yet (its depth stream state: {state or STATE_NOT_SUBSCRIBED}): "
                 f"the feed keeps local books for BINANCE_MCP_ORDER_BOOK_SYMBOLS and for every subscribed "
                 f"{lower}@depth@100ms stream. Subscribe to {lower}@depth@100ms (subscribe_streams) and ask again "
                 "in a second, or use the REST order-book tool"
+            )
+        if value.state is BookState.UNSUBSCRIBED:
+            raise FeedError(
+                f"the feed no longer keeps the order book of {sym} (nothing subscribes {lower}@depth@100ms); "
+                f"subscribe to it (subscribe_streams) or use the REST order-book tool (get_order_book)"
+            )
+        if not value.live:
+            since = f" since {iso_ms(value.since)} ({max(0, now_ms() - value.since) / 1000:.1f} s)" if value.since else ""
+            raise FeedError(
+                f"the order book of {sym} is resyncing{since}: after a reconnect, a restart or missed updates the "
+                "feed serves a book only once its continuity is proven again (usually within a second or two). "
+                "Use the REST order-book tool (get_order_book) meanwhile, or ask again shortly"
             )
         return book_view(sym, orjson.loads(blob), levels=levels, band_pct=band_pct, state=state)
 

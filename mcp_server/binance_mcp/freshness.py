@@ -54,8 +54,9 @@ class Freshness(BaseModel):
     stale: bool = Field(description="True when there is no data or it is older than stale_after_ms.")
     stale_after_ms: int = Field(description="Staleness threshold of this stream type, ms.")
     state: str = Field(
-        description="Subscription state from the feed daemon: pending, live, failed, unsubscribed, "
-        "or not_subscribed when the daemon has never been asked for this stream."
+        description="Subscription state from the feed daemon: pending (not acknowledged yet, or reconnecting), "
+        "catching_up (acknowledged; missed trades are being recovered from REST), live, failed, or "
+        "not_subscribed when the daemon is not asked for this stream."
     )
     reason: str | None = Field(None, description="Why the subscription is failed or pending, when known.")
 
@@ -91,7 +92,7 @@ def freshness(
         age_ms=age,
         event_time_ms=event_time_ms,
         source=source or "ws",
-        stale=age > threshold_ms or st in ("failed", "unsubscribed"),
+        stale=age > threshold_ms or st in ("failed", "not_subscribed"),
         stale_after_ms=threshold_ms,
         state=st,
         reason=reason,

@@ -18,11 +18,17 @@ Holders and scopes (see :func:`holder_for`):
   an unsubscribe on any replica. Killing or restarting one replica loses nothing.
 
 Renewal runs every ``lease_ttl_s / 3``; one missed renewal (a Redis blip) does not drop anything.
+
+Redis losing its data (a restart without persistence) must not unsubscribe anything: every replica keeps the
+leases it renews in memory (the pool's too, as last seen) and checks the ``leases:epoch`` sentinel every
+``CHECK_EVERY_S``; when the sentinel is gone it re-creates all of them at once (plain ``ZADD``, pool leases
+included), well inside the daemon's unsubscribe grace period.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import uuid
@@ -44,6 +50,7 @@ log = logging.getLogger(__name__)
 
 Scope = Literal["process", "session", "pool"]
 POOL_HOLDER = "http-pool"
+CHECK_EVERY_S = 2.0
 _SESSION_STATE_KEY = "binance_mcp.lease_holder"
 
 
@@ -63,6 +70,7 @@ class LeaseKeeper:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.renewals = 0
+        self.reassertions = 0  # times Redis had lost the leases and this replica wrote them again
 
     @property
     def interval_s(self) -> float:
@@ -104,6 +112,8 @@ class LeaseKeeper:
         await pipe.execute()
         if holder != POOL_HOLDER or self.renew_pool:
             self.held.setdefault(holder, set()).update(streams)
+        with contextlib.suppress(aioredis.RedisError, OSError):
+            await self.r.set(self.keys.leases_epoch, "1", nx=True)
         return expiry
 
     async def release(self, holder: str, streams: Iterable[str] | None = None) -> list[str]:
@@ -155,8 +165,26 @@ class LeaseKeeper:
         return [sc is not None and sc > now for sc in scores]
 
     # --- renewal ---------------------------------------------------------------------------------
+    async def check_epoch(self) -> bool:
+        """Re-assert every remembered lease when Redis has lost them (the sentinel is missing). True then."""
+        if not await self.r.set(self.keys.leases_epoch, "1", nx=True):
+            return False
+        async with self._lock:
+            expiry = now_ms() + self.ttl_ms
+            members = {Keys.lease_member(s, holder): expiry for holder, streams in self.held.items() for s in streams}
+            if not members:
+                return False
+            pipe = self.r.pipeline(transaction=False)
+            pipe.zadd(self.keys.leases, members)
+            pipe.publish(self.keys.control_channel, CONTROL_RECONCILE)
+            await pipe.execute()
+            self.reassertions += 1
+        log.warning("Redis had lost the subscription leases; re-asserted %d of this replica's", len(members))
+        return True
+
     async def renew_once(self) -> None:
         """Extend every lease this process keeps (and, on HTTP replicas, every live pool lease)."""
+        await self.check_epoch()
         async with self._lock:
             expiry = now_ms() + self.ttl_ms
             members = {
@@ -178,12 +206,18 @@ class LeaseKeeper:
             self.renewals += 1
 
     async def _renew_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_renew = loop.time() + self.interval_s
         while True:
-            await asyncio.sleep(self.interval_s)
+            await asyncio.sleep(min(CHECK_EVERY_S, max(0.0, next_renew - loop.time())))
             try:
-                await self.renew_once()
+                if loop.time() >= next_renew:
+                    next_renew = loop.time() + self.interval_s
+                    await self.renew_once()
+                else:
+                    await self.check_epoch()
             except (aioredis.RedisError, OSError) as e:
-                log.warning("lease renewal failed (%s); retrying in %.1f s", e, self.interval_s)
+                log.warning("lease renewal failed (%s); retrying in %.1f s", e, min(CHECK_EVERY_S, self.interval_s))
 
 
 _counter = itertools.count(1)

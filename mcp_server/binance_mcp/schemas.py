@@ -14,7 +14,7 @@ from .freshness import Freshness
 class StreamStatus(BaseModel):
     """The feed daemon's view of one stream (``status:<stream>``)."""
 
-    state: str = Field(description="pending, live, failed, unsubscribed, or not_subscribed.")
+    state: str = Field(description="pending, catching_up, live, failed, or not_subscribed.")
     reason: str | None = None
     since_ms: int | None = Field(None, description="When the stream entered its current state, ms.")
     last_recv_ms: int | None = Field(None, description="When the last message arrived, ms.")
@@ -89,11 +89,21 @@ class SubscriptionList(BaseModel):
     scope: Literal["process", "session", "pool"]
 
 
+class GapInfo(BaseModel):
+    from_id: int | None = Field(description="First missing trade id (null: unknown, older than REST could reach).")
+    to_id: int = Field(description="Last missing trade id.")
+    reason: str = Field(description="Why these ids could not be recovered.")
+
+
 class HistoryEntry(BaseModel):
     cursor: str = Field(description="Pass as `since` to read the entries after this one.")
     received_ms: int
-    source: Literal["ws", "rest"] = Field(description="ws: live; rest: a gap backfilled from Binance REST.")
+    source: Literal["ws", "rest", "gap"] = Field(
+        description="ws: live; rest: recovered from Binance REST (a catch-up after a reconnect or restart, or a "
+        "backfilled gap); gap: ids the feed could not recover (see `gap`), never left silent."
+    )
     data: Any
+    gap: GapInfo | None = Field(None, description="Set on gap entries: the missing trade ids and why.")
 
 
 class StreamHistory(BaseModel):

@@ -21,6 +21,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from binance_common.feedstore import decode_book
 from binance_common.keys import Keys
 from binance_common.timeutil import now_ms
 
@@ -84,18 +85,17 @@ async def fresh_latest(r: aioredis.Redis, keys: Keys, streams: list[str], max_ag
 
 
 async def fresh_book(r: aioredis.Redis, keys: Keys, symbol: str, max_age_ms: int) -> Fresh | None:
-    """The daemon's local order book of ``symbol`` when it is live and updated within ``max_age_ms``."""
-    book = _decode(await r.get(keys.book(symbol)))
-    if not book or book.get("lastUpdateId") is None:
+    """The daemon's local order book of ``symbol`` when it is live (continuity proven; never while it is
+    resyncing) and updated within ``max_age_ms``."""
+    blob = await r.get(keys.book(symbol))
+    value = decode_book(blob)
+    if value is None or not value.live or value.last_update_id is None:
         return None
-    try:
-        asof = int(book.get("asof") or 0)
-    except (TypeError, ValueError):
-        return None
+    asof = value.asof if isinstance(value.asof, int) else 0
     age = max(0, now_ms() - asof)
     if age > max_age_ms:
         return None
-    return Fresh(f"book:{symbol.upper()}", book, asof, age)
+    return Fresh(f"book:{symbol.upper()}", _decode(blob), asof, age)
 
 
 async def fresh_history(

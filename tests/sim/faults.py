@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 class Faults:
     ACTIONS = ("drop_connections", "close_connections", "stall", "malformed", "drop_trades", "skip_ids",
                "drop_depth", "server_shutdown", "rest_fault", "reject_handshakes_next", "pause", "resume",
-               "clear", "stats", "subscriptions")
+               "quiet", "unquiet", "burst", "clear", "stats", "subscriptions")
 
     def __init__(self, sim: BinanceSim) -> None:
         self.sim = sim
@@ -96,6 +96,28 @@ class Faults:
             n += 1
         return n
 
+    def quiet(self, symbol: str) -> None:
+        """``symbol``'s market stops moving: no trades, no book changes (a quiet pair)."""
+        self.sim.hub.quiet.add(symbol.upper())
+
+    def unquiet(self, symbol: str) -> None:
+        self.sim.hub.quiet.discard(symbol.upper())
+
+    def burst(self, symbol: str, trades: int, flush: bool = True) -> int:
+        """Step ``symbol``'s market at once until it has made at least ``trades`` trades (quiet or not), and with
+        ``flush`` send its pending depth diffs now (to whoever is connected at this moment). Returns the number
+        of trades made."""
+        hub = self.sim.hub
+        m = self.sim.markets[symbol.upper()]
+        first = m.trade_id
+        while m.trade_id - first < trades:
+            hub.step(m)
+        if flush:
+            t_ms = time.time_ns() // 1_000_000
+            hub.flush_depth(m, 100, t_ms)
+            hub.flush_depth(m, 1000, t_ms)
+        return m.trade_id - first
+
     def reject_handshakes_next(self, count: int) -> None:
         self.reject_handshakes += count
 
@@ -126,6 +148,7 @@ class Faults:
         self.sim.hub.drop_ws_trades.clear()
         self.sim.hub.drop_depth.clear()
         self.sim.hub.paused = False
+        self.sim.hub.quiet.clear()
         self.sim.rest.retry_until.clear()
         self.sim.rest.ban_until.clear()
 

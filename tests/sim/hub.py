@@ -33,6 +33,7 @@ class Hub:
         self.drop_depth: dict[str, int] = defaultdict(int)
         self.sent: dict[str, int] = defaultdict(int)
         self.paused = False
+        self.quiet: set[str] = set()  # symbols whose market does not move (no trades, no book changes)
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- subscriptions -----------------------------------------------------------------------------
@@ -96,7 +97,7 @@ class Hub:
                 await asyncio.sleep(delay)
             elif delay < -1.0:
                 next_t = time.monotonic()
-            if not self.paused:
+            if not self.paused and m.symbol not in self.quiet:
                 self.step(m)
 
     def step(self, m: Market) -> None:
@@ -140,7 +141,7 @@ class Hub:
             if self.paused:
                 continue
             t_ms = now_ms()
-            for m in self.markets.values():
+            for m in list(self.markets.values()):
                 self.flush_depth(m, every_ms, t_ms)
                 if every_ms == 1000:
                     self.emit_tickers(m, t_ms)

@@ -145,6 +145,11 @@ class BinanceSim:
     def market(self, symbol: str) -> Market:
         return self.markets[symbol.upper()]
 
+    def book(self, symbol: str, levels: int) -> tuple[list[list[str]], list[list[str]]]:
+        """The true top ``levels`` of ``symbol``'s book, as the exchange would publish them."""
+        snap = self.markets[symbol.upper()].depth_snapshot(levels)
+        return snap["bids"], snap["asks"]
+
     def control_messages_in_window(self, conn_id: int, window_s: float = 1.0) -> int:
         """Max number of control messages one connection sent in any ``window_s`` window."""
         times = [t for t, cid, _ in self.control_log if cid == conn_id]
