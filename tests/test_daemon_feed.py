@@ -242,12 +242,12 @@ def test_cli_check_and_status(redis_server, namespace) -> None:
     assert r.returncode == 0 and "btcusdt@trade" in r.stdout and "live" in r.stdout and "12.5" in r.stdout
 
 
-async def test_replayed_recording_builds_the_four_books_exactly(redis_server, redis_client, keys) -> None:
-    from tests.sim.replay import DEFAULT_RECORDING
+async def test_replayed_recording_builds_the_four_books_exactly(redis_server, redis_client, keys,
+                                                                 recording_path) -> None:
     from tests.test_sim import reconstruct_from_recording
 
-    expected = reconstruct_from_recording()
-    async with BinanceSim(SimConfig(symbols=[], rate=0, replay=DEFAULT_RECORDING, replay_delay=0.5)) as sim:
+    expected = reconstruct_from_recording(recording_path)
+    async with BinanceSim(SimConfig(symbols=[], rate=0, replay=recording_path, replay_delay=0.5)) as sim:
         s = make_settings(sim, redis_server.url, keys.namespace, order_book_symbols=sorted(expected),
                           order_book_top_n=5000, stale_after_s=600)
         d = await StreamDaemon(s).start()

@@ -183,7 +183,11 @@ async def test_live_book_and_notifications_from_the_real_daemon(
                 async with c.listen(resource_subscriptions=[uri]) as sub:
                     event = await asyncio.wait_for(sub.__anext__(), 20)
                     assert event.uri == uri  # type: ignore[union-attr]
-            status = await c.call_tool("get_feed_status", {})
-            sc = status.structured_content
+            async def feed_up() -> dict[str, Any] | None:  # the stats record is written once a second
+                sc = (await c.call_tool("get_feed_status", {})).structured_content
+                ok = (sc and sc["daemon_alive"] and (sc["stats"] or {}).get("connections_up", 0) >= 1
+                      and sc["streams_by_state"].get("live", 0) >= 2)
+                return sc if ok else None
+
+            sc = await wait_until(feed_up, timeout=15, what="feed status with a live connection")
             assert sc["daemon_alive"] is True and sc["stats"]["connections_up"] >= 1
-            assert sc["streams_by_state"].get("live", 0) >= 2

@@ -7,7 +7,8 @@ go through one queue: lower :class:`Priority` first, first come first served wit
 snapshots of many symbols are served fairly, one request per symbol in flight), at most ``workers``
 requests in flight. When the governor holds a request back (the minute's budget is used, a 429 or 418
 deadline), the request keeps its place and every worker waits until the deadline: nothing is sent over the
-budget, and a catch-up queued meanwhile still goes first.
+budget, and a catch-up queued meanwhile still goes first. Snapshots may use only part of the budget
+(:data:`BUDGET_SHARE`): the rest stays available to catch-ups, so they are never starved by resyncs.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ class Priority(IntEnum):
     BACKGROUND = 2  # exchangeInfo refreshes
 
 
+# The share of the minute's budget each priority may draw on: what snapshots leave is for catch-ups (and for
+# the front ends' own calls), so a wave of resyncs can never hold the recovery of trades back a minute.
+BUDGET_SHARE = {Priority.CATCHUP: 1.0, Priority.SNAPSHOT: 0.7, Priority.BACKGROUND: 0.7}
+
+
 @dataclass(order=True)
 class _Item:
     priority: int
@@ -56,7 +62,7 @@ class RestQueue:
         self._heap: list[_Item] = []
         self._seq = itertools.count()
         self._ready = asyncio.Event()
-        self._blocked_until = 0.0  # monotonic: the budget is used up until then
+        self._blocked_until = [0.0] * len(Priority)  # monotonic, per priority: its share is used up until then
         self._tasks: list[asyncio.Task[None]] = []
         self.sent: dict[str, int] = {p.name.lower(): 0 for p in Priority}
         self.held_back = 0  # times the governor held a request back
@@ -94,32 +100,57 @@ class RestQueue:
     def stats(self) -> dict[str, Any]:
         return {"queued": self.queued(), "sent": dict(self.sent), "held_back": self.held_back,
                 "in_flight": self.in_flight,
-                "blocked_for_s": round(max(0.0, self._blocked_until - time.monotonic()), 1)}
+                "blocked_for_s": {p.name.lower(): round(max(0.0, self._blocked_until[p] - time.monotonic()), 1)
+                                  for p in Priority}}
 
     async def _next(self) -> _Item:
+        """The first request (by priority, then age) whose priority is not held back; waits otherwise."""
         while True:
-            wait = self._blocked_until - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue
+            now = time.monotonic()
+            kept: list[_Item] = []
+            found: _Item | None = None
             while self._heap:
                 item = heapq.heappop(self._heap)
-                if not item.future.done():  # the caller may have given up (cancelled)
-                    return item
+                if item.future.done():  # the caller gave up (cancelled)
+                    continue
+                if self._blocked_until[item.priority] > now:
+                    kept.append(item)
+                    continue
+                found = item
+                break
+            for item in kept:
+                heapq.heappush(self._heap, item)
+            if found is not None:
+                return found
             self._ready.clear()
-            await self._ready.wait()
+            waits = [self._blocked_until[i.priority] - now for i in self._heap]
+            timeout = max(0.01, min(waits)) if waits else None
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
+            except TimeoutError:
+                pass
 
     async def _work(self) -> None:
         while True:
             item = await self._next()
             self.in_flight += 1
             try:
-                result = await self.rest.get(item.path, dict(item.params))
+                share = BUDGET_SHARE[Priority(item.priority)]
+                if share < 1.0:
+                    result = await self.rest.get(item.path, dict(item.params), budget_share=share)
+                else:
+                    result = await self.rest.get(item.path, dict(item.params))
             except RateLimitedError as e:
-                # not sent (governor) or refused (429/418): keep the place, everyone waits for the deadline
+                # not sent (governor) or refused (429/418): keep the place; this priority (and every one below
+                # it) waits for the deadline; a 429/418 stops every priority
                 self.held_back += 1
                 wait = min(self.max_wait_s, max(0.05, e.retry_after_s))
-                self._blocked_until = max(self._blocked_until, time.monotonic() + wait)
+                until = time.monotonic() + wait
+                lowest = 0 if e.status in (429, 418) else item.priority
+                for p in Priority:
+                    if p >= lowest:
+                        self._blocked_until[p] = max(self._blocked_until[p], until)
                 heapq.heappush(self._heap, item)
                 self._ready.set()
                 log.info("REST %s held back for %.1f s (%s)", item.path, wait, type(e).__name__)

@@ -191,8 +191,12 @@ class RedisGovernor:
         return int(self.clock() * 1000) + self.clock_offset_ms
 
     # --- the Governor protocol -----------------------------------------------------------------------
-    async def acquire(self, weight: int) -> None:
-        """Reserve ``weight`` in this minute's shared budget, or raise RateLimitedError saying when to retry."""
+    async def acquire(self, weight: int, share: float = 1.0) -> None:
+        """Reserve ``weight`` in this minute's shared budget, or raise RateLimitedError saying when to retry.
+
+        ``share`` < 1 admits the request only while the minute's use stays within that fraction of the
+        budget, keeping the rest for more urgent work (the daemon's snapshots leave room for catch-ups)."""
+        budget = max(1, int(self.budget * share))
         if weight > self.budget:
             raise InvalidParameterError(
                 f"this request weighs {weight}, more than the whole per-minute REST budget ({self.budget} = "
@@ -203,7 +207,7 @@ class RedisGovernor:
         while True:
             now = self.now_ms()
             self._raise_if_blocked_locally(now)
-            res = await self._reserve(now, weight)
+            res = await self._reserve(now, weight, budget)
             if res.code == OK:
                 return
             if res.code == BANNED:
@@ -321,21 +325,21 @@ class RedisGovernor:
             log.warning("rate-limit store unreachable (%s); using this process's own budget", e)
             self._redis_down_logged = True
 
-    async def _reserve(self, now: int, weight: int) -> Reservation:
+    async def _reserve(self, now: int, weight: int, budget: int) -> Reservation:
         try:
-            res = await self._reserve_redis(now, weight)
+            res = await self._reserve_redis(now, weight, budget)
         except (RedisError, OSError) as e:
             self._redis_down(e)
-            return self.local.reserve(now, weight, self.budget)
+            return self.local.reserve(now, weight, budget)
         self._redis_down_logged = False
         return res
 
-    async def _reserve_redis(self, now: int, weight: int) -> Reservation:
+    async def _reserve_redis(self, now: int, weight: int, budget: int) -> Reservation:
         k_ban, k_retry, k_w = self.keys.rl_ban_until, self.keys.rl_retry_until, self.keys.rl_weight(now // WINDOW_MS)
         if self.lua is not False:
             try:
                 code, value = await self.r.eval(  # type: ignore[misc]
-                    _RESERVE_LUA, 3, k_ban, k_retry, k_w, now, weight, self.budget, WEIGHT_KEY_TTL_MS
+                    _RESERVE_LUA, 3, k_ban, k_retry, k_w, now, weight, budget, WEIGHT_KEY_TTL_MS
                 )
                 self.lua = True
                 return Reservation(int(code), int(value))
@@ -350,7 +354,7 @@ class RedisGovernor:
         pipe.pexpire(k_w, WEIGHT_KEY_TTL_MS)
         ban, retry, used, _ = await pipe.execute()
         ban_i, retry_i, used_i = int(ban or 0), int(retry or 0), int(used)
-        if ban_i > now or retry_i > now or used_i > self.budget:
+        if ban_i > now or retry_i > now or used_i > budget:
             await self.r.decrby(k_w, weight)
             if ban_i > now:
                 return Reservation(BANNED, ban_i)

@@ -43,7 +43,7 @@ GEO_HINT = (
 class Governor(Protocol):
     """Shared REST budget. ``acquire`` raises RateLimitedError when the call must not be made now."""
 
-    async def acquire(self, weight: int) -> None: ...
+    async def acquire(self, weight: int, share: float = 1.0) -> None: ...
 
     async def observe(self, status: int, headers: Mapping[str, str], weight: int) -> None: ...
 
@@ -58,7 +58,7 @@ class ClockStore(Protocol):
 class NullGovernor:
     """No shared budget: only Binance's own answers limit us."""
 
-    async def acquire(self, weight: int) -> None:
+    async def acquire(self, weight: int, share: float = 1.0) -> None:
         return None
 
     async def observe(self, status: int, headers: Mapping[str, str], weight: int) -> None:
@@ -163,16 +163,20 @@ class BinanceRest:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        """GET ``path`` with ``params``; returns the decoded JSON (Decimals for fractional numbers)."""
-        return (await self.get_with_headers(path, params))[0]
+    async def get(self, path: str, params: Mapping[str, Any] | None = None, *, budget_share: float = 1.0) -> Any:
+        """GET ``path`` with ``params``; returns the decoded JSON (Decimals for fractional numbers).
+        ``budget_share``: the fraction of the shared weight budget this call may draw on (see the governor)."""
+        return (await self.get_with_headers(path, params, budget_share=budget_share))[0]
 
     async def get_with_headers(
-        self, path: str, params: Mapping[str, Any] | None = None
+        self, path: str, params: Mapping[str, Any] | None = None, *, budget_share: float = 1.0
     ) -> tuple[Any, httpx.Headers]:
         clean = _encode_params(params or {})
         weight = request_weight(path, clean)
-        await self.governor.acquire(weight)
+        if budget_share < 1.0:
+            await self.governor.acquire(weight, share=budget_share)
+        else:
+            await self.governor.acquire(weight)
         try:
             resp = await self._client.get(path, params=clean)
         except httpx.TimeoutException as e:

@@ -34,6 +34,7 @@ class Hub:
         self.sent: dict[str, int] = defaultdict(int)
         self.paused = False
         self.quiet: set[str] = set()  # symbols whose market does not move (no trades, no book changes)
+        self.clock = now_ms  # ms since the epoch; the recording generator runs on a synthetic clock
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- subscriptions -----------------------------------------------------------------------------
@@ -101,7 +102,7 @@ class Hub:
                 self.step(m)
 
     def step(self, m: Market) -> None:
-        t_ms = now_ms()
+        t_ms = self.clock()
         before = m.update_id
         trades, agg, changes = m.step(t_ms)
         sym = m.symbol.lower()

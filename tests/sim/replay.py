@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-DEFAULT_RECORDING = Path(__file__).resolve().parents[2].parent / "shared/fixtures/binance/recording-2021-10-12-4sym.jsonl.zst"
-
 
 @dataclass
 class ReplayData:

@@ -231,6 +231,9 @@ class RestApi:
     def ep_depth(self, q: dict[str, str]) -> Any:
         m = self.market(q)
         limit = self.int_param(q, "limit", 100, 1, 5000) or 100
+        tl = self.sim.timeline
+        if tl is not None and (snap := tl.depth(m.symbol, limit)) is not None:
+            return snap
         if self.sim.replay_data and m.symbol in self.sim.replay_data.depth:
             snap = self.sim.replay_data.depth[m.symbol]
             return {"lastUpdateId": snap["lastUpdateId"], "bids": snap["bids"][:limit], "asks": snap["asks"][:limit]}
@@ -244,12 +247,16 @@ class RestApi:
     def ep_trades(self, q: dict[str, str]) -> Any:
         m = self.market(q)
         limit = self.int_param(q, "limit", 500, 1, 1000) or 500
+        if self.sim.timeline is not None and m.symbol in self.sim.timeline.symbols:
+            return self.sim.timeline.recent_trades(m.symbol, from_id=None, limit=limit)
         return self._trade_rows(m, list(m.trades)[-limit:])
 
     def ep_historicalTrades(self, q: dict[str, str]) -> Any:
         m = self.market(q)
         limit = self.int_param(q, "limit", 500, 1, 1000) or 500
         from_id = self.int_param(q, "fromId", None, 0)
+        if self.sim.timeline is not None and m.symbol in self.sim.timeline.symbols:
+            return self.sim.timeline.recent_trades(m.symbol, from_id=from_id, limit=limit)
         rows = list(m.trades)
         if from_id is None:
             rows = rows[-limit:]
@@ -265,6 +272,8 @@ class RestApi:
         end = self.int_param(q, "endTime", None, 0)
         if start is not None and end is not None and end - start > 3_600_000:
             raise ApiError(-1127, "More than 1 hours between startTime and endTime.")
+        if self.sim.timeline is not None and m.symbol in self.sim.timeline.symbols:
+            return self.sim.timeline.agg_trades(m.symbol, from_id=from_id, start=start, end=end, limit=limit)
         rows = list(m.aggs)
         if from_id is not None:
             rows = [a for a in rows if a["a"] >= from_id]

@@ -21,6 +21,7 @@ from .hub import Hub
 from .market import Market
 from .replay import ReplayData, load
 from .rest import RestApi
+from .timeline import Timeline
 
 QUOTES = ("USDT", "FDUSD", "USDC", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL")
 
@@ -36,6 +37,10 @@ class SimConfig:
     replay: str | Path | None = None
     replay_speed: str | float = "max"
     replay_delay: float = 0.3  # wait after the first subscription so a client can finish subscribing
+    # "connection": every connection gets every recorded frame from the start (byte-exact frame tests);
+    # "timeline": one market timeline, each frame published once to whoever is subscribed then, REST
+    # answering from the frames published so far (drops, restarts and catch-ups as on Binance)
+    replay_mode: str = "connection"
     seed: int = 1
     host: str = "127.0.0.1"
     rest_port: int = 0
@@ -84,6 +89,11 @@ class BinanceSim:
                     self.markets[sym] = Market(sym, s.get("baseAsset", sym[:-3]), s.get("quoteAsset", sym[-3:]),
                                                seed=self.config.seed)
         self.hub = Hub(synthetic, self.config.rate, known=self.markets)
+        self.timeline: Timeline | None = None
+        if self.replay_data is not None and self.config.replay_mode == "timeline":
+            sp = self.config.replay_speed
+            self.timeline = Timeline(self.replay_data, self.hub,
+                                     None if sp == "max" else 1.0 if sp == "recorded" else float(sp))
         self.faults = Faults(self)
         self.rest = RestApi(self)
         self._ws_server: Server | None = None
@@ -122,6 +132,8 @@ class BinanceSim:
 
     async def stop(self) -> None:
         await self.hub.stop()
+        if self.timeline is not None:
+            await self.timeline.stop()
         for t in self._replay_tasks.values():
             t.cancel()
         if self._ws_server is not None:
@@ -164,7 +176,12 @@ class BinanceSim:
     # --- replay --------------------------------------------------------------------------------------
     def on_subscribe(self, conn: ws_mod.SimConnection, stream: str) -> None:
         rd = self.replay_data
-        if rd is None or conn.id in self._replay_tasks or stream not in rd.streams:
+        if rd is None or stream not in rd.streams:
+            return
+        if self.timeline is not None:
+            self.timeline.start(self.config.replay_delay)
+            return
+        if conn.id in self._replay_tasks:
             return
         self._replay_tasks[conn.id] = asyncio.get_running_loop().create_task(self._replay(conn))
         self._replay_started.set()
@@ -200,7 +217,12 @@ class BinanceSim:
             await asyncio.sleep(0.005)
 
     async def replay_done(self, timeout: float = 60.0) -> None:
-        """Wait until replay started and every replaying connection has sent all its frames."""
+        """Wait until replay started and every replaying connection has sent all its frames (timeline mode:
+        until the timeline has published its last frame)."""
+        if self.timeline is not None:
+            await asyncio.wait_for(self.timeline.started.wait(), timeout)
+            await asyncio.wait_for(self.timeline.done.wait(), timeout)
+            return
         await asyncio.wait_for(self._replay_started.wait(), timeout)
         await asyncio.wait_for(asyncio.gather(*self._replay_tasks.values(), return_exceptions=True), timeout)
 
