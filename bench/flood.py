@@ -144,7 +144,7 @@ async def handler(ws: ServerConnection, rate_per_stream: float, counter: list[in
 def rest_stub(n: int) -> tuple[ThreadingHTTPServer, int]:
     """Binance REST as the flood's peers need it: exchangeInfo of its ``n`` symbols, and a depth snapshot
     (``lastUpdateId`` = the id before the flood's first diff, so a book syncs from the first buffered diff)."""
-    from tests.redis_server import free_port
+    from tests.support.redis_server import free_port
 
     info = orjson.dumps({"timezone": "UTC", "serverTime": 0, "rateLimits": [], "exchangeFilters": [], "symbols": [
         {"symbol": f"S{i:04d}USDT", "status": "TRADING", "baseAsset": f"S{i:04d}", "quoteAsset": "USDT",

@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import flood
 from binance_common.keys import Keys
-from tests.redis_server import RedisServer, free_port
+from tests.support.redis_server import RedisServer, free_port
 
 CLK = os.sysconf("SC_CLK_TCK")
 

@@ -4,7 +4,7 @@
 * stream-first: ``get_book_ticker`` answered from a fresh ``latest:<s>@bookTicker`` value in Redis,
 * REST: ``get_book_ticker`` with ``source="rest"`` against the Binance simulator.
 
-Everything runs locally: a real redis-server, the simulator (``tests.sim``), and the HTTP app served by
+Everything runs locally: a real redis-server, the simulator (``tests.support.sim``), and the HTTP app served by
 uvicorn in-process on a free port. Run from the repository root::
 
     python bench/mcp_latency.py --n 300
@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.sim / tests.redis_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.support.sim / tests.support.redis_server
 
 import orjson
 import redis.asyncio as aioredis
@@ -33,8 +33,8 @@ from mcp import Client
 from binance_common.keys import Keys
 from binance_common.settings import Settings
 from binance_mcp.http_app import bind_socket, create_app
-from tests.redis_server import RedisServer
-from tests.sim import BinanceSim, SimConfig
+from tests.support.redis_server import RedisServer
+from tests.support.sim import BinanceSim, SimConfig
 
 
 def pct(xs: list[float], p: float) -> float:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 
 PAYLOAD = ('{"e":"aggTrade","E":1700000000000,"s":"S0001USDT","a":1000001,"p":"0.00100000","q":"100.00000000",'
            '"f":1000001,"l":1000001,"T":1700000000000123,"m":true,"M":true}')

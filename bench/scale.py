@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import flood
 from bench.ingest import proc_cpu_rss
 from binance_common.keys import Keys
-from tests.redis_server import RedisServer, free_port
+from tests.support.redis_server import RedisServer, free_port
 
 RESULTS = Path(__file__).parent / "results"
 IDLE_RATE = 0.001  # frames/s per stream: one round every 1000 s

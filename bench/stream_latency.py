@@ -5,7 +5,7 @@ one and two replicas, for the three kinds of tools:
 * cached: ``get_symbol_info`` (exchangeInfo cached in Redis, warmed before measuring);
 * REST-backed: ``get_book_ticker`` with ``source="rest"`` (one call to the Binance simulator per call).
 
-Starts a private redis-server, the simulator (``python -m tests.sim``, weight limit raised so the governor
+Starts a private redis-server, the simulator (``python -m tests.support.sim``, weight limit raised so the governor
 never holds a call back: real Binance allows 6000 weight/min per IP, which caps REST-backed calls far below
 these rates) and ``binance-mcp http --workers R`` (stateless, as deployed behind a load balancer).
 
@@ -40,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.redis_server import RedisServer, free_port  # noqa: E402
+from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 
 TOOLS: dict[str, dict[str, Any]] = {
     "get_stream_latest": {"stream": "btcusdt@trade"},
@@ -257,7 +257,7 @@ def run_level(
 
 
 async def _start_sim() -> tuple[subprocess.Popen[bytes], str]:
-    sim = subprocess.Popen([sys.executable, "-m", "tests.sim", "--port", "0", "--weight-limit", "100000000"],
+    sim = subprocess.Popen([sys.executable, "-m", "tests.support.sim", "--port", "0", "--weight-limit", "100000000"],
                            cwd=ROOT, stdout=subprocess.PIPE)
     assert sim.stdout is not None
     line = await asyncio.wait_for(asyncio.to_thread(sim.stdout.readline), 30)

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench import flood  # noqa: E402
 from bench.ingest import proc_cpu_rss  # noqa: E402
-from tests.redis_server import RedisServer, free_port  # noqa: E402
+from tests.support.redis_server import RedisServer, free_port  # noqa: E402
 
 
 def cf_python(arg: str | None) -> str:

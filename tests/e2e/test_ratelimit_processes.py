@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.sim import BinanceSim, SimConfig
+from tests.support.sim import BinanceSim, SimConfig
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 WORKER = r"""
 import asyncio, json, sys, time

@@ -23,9 +23,9 @@ import redis.asyncio as aioredis
 
 from binance_common.feedstore import decode_book, decode_history, entry_last_id
 from binance_common.keys import Keys
-from tests.sim import BinanceSim, SimConfig
-from tests.sim.replay import load
-from tests.waiting import wait_until
+from tests.support.sim import BinanceSim, SimConfig
+from tests.support.sim.replay import load
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -51,7 +51,7 @@ def start_daemon(env: dict[str, str]) -> asyncio.Future:
 
 async def test_recording_through_drops_short_lifetimes_and_kill_9(recording_path: Path, redis_server,
                                                                    redis_client, keys) -> None:
-    from tests.test_sim import reconstruct_from_recording
+    from tests.support.recordings import reconstruct_from_recording
 
     rd = load(recording_path)
     trade_streams = sorted(s for s in rd.streams if s.endswith(("@aggTrade", "@trade")))

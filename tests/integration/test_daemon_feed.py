@@ -16,9 +16,9 @@ import redis.asyncio as aioredis
 from binance_common.keys import Keys
 from binance_common.settings import Settings
 from binance_streamd.service import StreamDaemon
-from tests.redis_server import RedisServer
-from tests.sim import BinanceSim, SimConfig
-from tests.waiting import wait_until
+from tests.support.redis_server import RedisServer
+from tests.support.sim import BinanceSim, SimConfig
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -244,7 +244,7 @@ def test_cli_check_and_status(redis_server, namespace) -> None:
 
 async def test_replayed_recording_builds_the_four_books_exactly(redis_server, redis_client, keys,
                                                                  recording_path) -> None:
-    from tests.test_sim import reconstruct_from_recording
+    from tests.support.recordings import reconstruct_from_recording
 
     expected = reconstruct_from_recording(recording_path)
     async with BinanceSim(SimConfig(symbols=[], rate=0, replay=recording_path, replay_delay=0.5)) as sim:
@@ -292,7 +292,7 @@ async def test_prometheus_metrics_endpoint(sim, redis_server, redis_client, keys
     import httpx
 
     from binance_streamd.metrics import serve_metrics
-    from tests.redis_server import free_port
+    from tests.support.redis_server import free_port
 
     s = make_settings(sim, redis_server.url, keys.namespace, streams=["btcusdt@trade"])
     d = await StreamDaemon(s).start()

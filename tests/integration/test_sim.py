@@ -16,7 +16,8 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.sim import BinanceSim, SimConfig
+from tests.support.recordings import reconstruct_from_recording
+from tests.support.sim import BinanceSim, SimConfig
 
 
 async def recv_json(ws: Any, timeout: float = 5.0) -> Any:
@@ -269,7 +270,7 @@ async def test_depth_snapshot_plus_diffs_rebuilds_the_sims_book(sim: BinanceSim)
 
 
 async def test_cli_prints_urls() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.sim", "--port", "0", "--rate", "5"],
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.sim", "--port", "0", "--rate", "5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)  # type: ignore[union-attr]
@@ -283,36 +284,8 @@ async def test_cli_prints_urls() -> None:
     assert proc.returncode == 0
 
 
-def reconstruct_from_recording(path: Path) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
-    """Independent reference: apply the official procedure straight from the file."""
-    from tests.sim.replay import load
-
-    rd = load(path)
-    books: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
-    for sym, snap in rd.depth.items():
-        bids = {p: q for p, q in snap["bids"]}
-        asks = {p: q for p, q in snap["asks"]}
-        last = snap["lastUpdateId"]
-        for _, stream, payload in rd.frames:
-            if stream != f"{sym.lower()}@depth@100ms":
-                continue
-            ev = json.loads(payload)
-            if ev["u"] <= last:
-                continue
-            assert ev["U"] <= last + 1
-            for side, levels in ((bids, ev["b"]), (asks, ev["a"])):
-                for p, q in levels:
-                    if float(q) == 0.0:
-                        side.pop(p, None)
-                    else:
-                        side[p] = q
-            last = ev["u"]
-        books[sym] = (bids, asks)
-    return books
-
-
 async def test_replay_sends_recorded_frames_byte_exact(recording_path: Path) -> None:
-    from tests.sim.replay import load
+    from tests.support.sim.replay import load
 
     rd = load(recording_path)
     streams = sorted(rd.streams)
@@ -322,7 +295,7 @@ async def test_replay_sends_recorded_frames_byte_exact(recording_path: Path) -> 
             await s.replay_done(30)
             while len(got) < len(rd.frames):
                 raw = await asyncio.wait_for(ws.recv(), 5)
-                from tests.sim.replay import split_combined
+                from tests.support.sim.replay import split_combined
 
                 got.append(split_combined(raw.encode() if isinstance(raw, str) else raw))
         sym = sorted(rd.depth)[0]

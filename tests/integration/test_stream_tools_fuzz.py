@@ -18,7 +18,7 @@ from mcp import Client
 
 from binance_common.keys import Keys
 from binance_common.streams import validate_stream
-from tests.fake_feed import FakeDaemon, Replica, trade
+from tests.support.fake_feed import FakeDaemon, Replica, trade
 
 NASTY = [
     "", " ", "*", "?", "[a]", "..", "../..", "\n", "\r\n", "a\r\nFLUSHALL\r\n", "btcusdt@trade*", "btcusdt@trade\n",

@@ -1,4 +1,4 @@
-"""``python -m tests.sim --port 0``: run the simulator, print its URLs as one JSON line, run until SIGTERM."""
+"""``python -m tests.support.sim --port 0``: run the simulator, print its URLs as one JSON line, run until SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .server import BinanceSim, SimConfig
 
 
 async def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m tests.sim", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m tests.support.sim", description=__doc__)
     ap.add_argument("--port", type=int, default=0, help="REST port (0 = free port)")
     ap.add_argument("--ws-port", type=int, default=0, help="WebSocket port (0 = free port)")
     ap.add_argument("--symbols", default="BTCUSDT,ETHUSDT,BNBBTC")

@@ -1,4 +1,4 @@
-"""Generate the suite's own recording: ``python -m tests.sim.record tests/fixtures/recording-sim-4sym.jsonl.zst``.
+"""Generate the suite's own recording: ``python -m tests.support.sim.record tests/fixtures/recording-sim-4sym.jsonl.zst``.
 
 A deterministic synthetic market (fixed seed, synthetic clock) written in the same JSONL format as the real
 Binance capture the acceptance tests replay (a header line, ``http`` lines with exchangeInfo and depth
@@ -55,7 +55,7 @@ def generate(duration_s: int = DURATION_S, seed: int = 7) -> list[dict[str, Any]
         {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
         "exchangeFilters": [], "symbols": [symbol_info(m) for m in markets.values()]}
     lines: list[dict[str, Any]] = [
-        {"t": "header", "format": 2, "exchange": "BINANCE", "generator": "tests.sim.record", "seed": seed,
+        {"t": "header", "format": 2, "exchange": "BINANCE", "generator": "tests.support.sim.record", "seed": seed,
          "recorded": START_MS / 1000},
         {"t": "http", "conn": "sim.http", "ts": START_MS / 1000, "url": "https://api.binance.com/api/v3/exchangeInfo",
          "data": json.dumps(info, separators=(",", ":"))},
@@ -100,7 +100,7 @@ def write(path: Path, lines: list[dict[str, Any]]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m tests.sim.record", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m tests.support.sim.record", description=__doc__)
     ap.add_argument("out", type=Path)
     ap.add_argument("--seconds", type=int, default=DURATION_S)
     a = ap.parse_args(argv)

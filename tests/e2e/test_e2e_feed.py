@@ -22,9 +22,9 @@ import pytest
 import redis.asyncio as aioredis
 from mcp import Client
 
-from tests.e2e_support import HttpFrontEnd, pid_of, stdio_params
-from tests.fake_feed import wait_until
-from tests.sim import BinanceSim, SimConfig
+from tests.support.e2e import HttpFrontEnd, pid_of, stdio_params
+from tests.support.fake_feed import wait_until
+from tests.support.sim import BinanceSim, SimConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

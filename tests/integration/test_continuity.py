@@ -14,9 +14,9 @@ from binance_common.feedstore import BookState, GapEntry, decode_book, decode_hi
 from binance_common.keys import Keys
 from binance_common.settings import Settings
 from binance_streamd.service import StreamDaemon
-from tests.redis_server import RedisServer
-from tests.sim import BinanceSim, SimConfig
-from tests.waiting import wait_until
+from tests.support.redis_server import RedisServer
+from tests.support.sim import BinanceSim, SimConfig
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

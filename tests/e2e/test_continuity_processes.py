@@ -16,8 +16,8 @@ import redis.asyncio as aioredis
 
 from binance_common.feedstore import decode_history, entry_last_id, parse_token
 from binance_common.keys import Keys
-from tests.sim import BinanceSim, SimConfig
-from tests.waiting import wait_until
+from tests.support.sim import BinanceSim, SimConfig
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -9,7 +9,7 @@ import pytest
 from binance_common.keys import Keys
 from binance_common.timeutil import now_ms
 from binance_mcp.leases import POOL_HOLDER, LeaseKeeper, holder_for, is_session_connection, session_holder
-from tests.fake_feed import wait_until
+from tests.support.fake_feed import wait_until
 
 
 async def members(r, keys: Keys) -> dict[str, float]:

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from mcp import Client
 
 from binance_common.keys import Keys
-from tests.fake_feed import FakeDaemon, Replica, trade, wait_until
+from tests.support.fake_feed import FakeDaemon, Replica, trade, wait_until
 
 
 @pytest.fixture
@@ -355,7 +355,7 @@ async def test_no_key_is_built_from_a_bad_name(rep: Replica, r, keys: Keys) -> N
 
 
 async def test_redis_down_gives_a_clear_error_not_a_crash(settings_factory) -> None:
-    from tests.redis_server import free_port
+    from tests.support.redis_server import free_port
 
     dead = settings_factory(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     async with Replica(dead) as rep, Client(rep.mcp) as client:

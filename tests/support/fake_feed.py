@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from binance_common.keys import Keys
 from binance_common.timeutil import now_ms
 from binance_mcp.aio import cancel_and_wait
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 
 class FakeDaemon:

@@ -26,8 +26,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ResourceUpdated
 from mcp_types import ResourceUpdatedNotification
 
-from tests.e2e_support import EXE, HttpFrontEnd, mcp_env, pid_of, stdio_params
-from tests.fake_feed import FakeDaemon, trade, wait_until
+from tests.support.e2e import EXE, HttpFrontEnd, mcp_env, pid_of, stdio_params
+from tests.support.fake_feed import FakeDaemon, trade, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")]
 

@@ -22,8 +22,8 @@ from binance_common.keys import Keys
 from binance_mcp.auth import StartupError, check_bind
 from binance_mcp.http_app import create_app
 from binance_mcp.leases import POOL_HOLDER
-from tests.fake_feed import FakeDaemon, ServeApp, trade, wait_until
-from tests.redis_server import free_port
+from tests.support.fake_feed import FakeDaemon, ServeApp, trade, wait_until
+from tests.support.redis_server import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
 
@@ -206,7 +206,7 @@ def test_the_mcp_server_never_imports_websockets() -> None:
     import sys
     from pathlib import Path
 
-    pkg = Path(__file__).resolve().parents[1] / "mcp_server" / "binance_mcp"
+    pkg = Path(__file__).resolve().parents[2] / "mcp_server" / "binance_mcp"
     for f in pkg.glob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (

@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from binance_streamd.connection import WsConnection
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 Got = list[tuple[str, bytes]]
 

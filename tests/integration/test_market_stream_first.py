@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from binance_common.keys import Keys
 from binance_mcp.runtime import Runtime
-from tests.market_harness import (
+from tests.support.market_harness import (
     Counting,
     call,
     call_error,

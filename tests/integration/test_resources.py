@@ -21,7 +21,7 @@ from mcp_types import ResourceUpdatedNotification
 from binance_common.keys import Keys
 from binance_mcp.bus import PerKeyThrottle, RedisSubscriptionBus
 from binance_mcp.uris import ResourceURIError, canonical_uri, parse_uri, uris_for_update
-from tests.fake_feed import FakeDaemon, Replica, trade, wait_until
+from tests.support.fake_feed import FakeDaemon, Replica, trade, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
 

@@ -18,8 +18,8 @@ from mcp import Client
 
 from binance_common.ratelimit import RedisGovernor
 from binance_mcp.runtime import Runtime
-from tests.market_harness import call, call_error, client_for, replica
-from tests.sim import BinanceSim, SimConfig
+from tests.support.market_harness import call, call_error, client_for, replica
+from tests.support.sim import BinanceSim, SimConfig
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ SYMBOLS = [
     "BTCUSDT", "ETHUSDT", "BNBBTC", "ETHBTC", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "BTCFDUSD", "ETHFDUSD",
     "BTCUSDC", "SOLBTC",
 ]
-DOC = (Path(__file__).resolve().parents[1] / "docs" / "tools-market.md").read_text()
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "tools-market.md").read_text()
 MARKET_TOOLS = {
     "ping_binance", "get_server_time", "get_exchange_info", "search_symbols", "get_symbol_info", "get_order_book",
     "get_recent_trades", "get_historical_trades", "get_aggregate_trades", "get_average_price", "get_klines",

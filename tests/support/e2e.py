@@ -11,8 +11,8 @@ import sys
 import httpx
 from mcp import StdioServerParameters
 
-from tests.fake_feed import wait_until
-from tests.redis_server import free_port
+from tests.support.fake_feed import wait_until
+from tests.support.redis_server import free_port
 
 EXE = shutil.which("binance-mcp") or os.path.join(os.path.dirname(sys.executable), "binance-mcp")
 
