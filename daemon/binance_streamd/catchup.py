@@ -66,7 +66,7 @@ Record = DataRecord | GapRecord
 
 
 def _s(v: Any) -> str:
-    return v if isinstance(v, str) else format(v, "f") if isinstance(v, Decimal) else str(v)
+    return format(v, "f") if isinstance(v, Decimal) else str(v)
 
 
 def trade_payload(symbol: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +97,8 @@ class TradeSource:
         if spec.kind not in (StreamKind.TRADE, StreamKind.AGG_TRADE):
             raise ValueError(f"catch-up needs a trade or aggTrade stream, got {stream!r}")
         self.stream = spec.name
-        self.symbol = (spec.symbol or "").upper()
+        assert spec.symbol is not None  # trade streams always name one
+        self.symbol = spec.symbol.upper()
         self.agg = spec.kind is StreamKind.AGG_TRADE
         self.id_field = "a" if self.agg else "t"
         self._get = get
@@ -184,7 +185,6 @@ async def plan_fill(
         out.append(_too_many(cursor, until_id - max_ids, max_ids))
         cursor = until_id - max_ids + 1
     newest: int | None = until_id
-    fetched = 0
     while newest is None or cursor <= newest:
         limit = PAGE if newest is None else min(PAGE, newest - cursor + 1)
         try:
@@ -202,18 +202,16 @@ async def plan_fill(
                 out.append(GapRecord(cursor, p[fid] - 1, f"ids {cursor}..{p[fid] - 1} are not served by REST"))
             out.append(DataRecord(p, p[fid]))
             cursor = p[fid] + 1
-        fetched += len(page)
-        if newest is None and len(page) < limit:
-            return out  # a short page: the present
-        if newest is None and fetched >= PAGE:  # a long catch-up: bound it by the present id
+        if newest is None:  # an open catch-up: a short page is the present, a full one is bounded by it
+            if len(page) < limit:
+                return out
             newest = await source.newest_id()
             if newest is None:
                 return out
-            if newest - cursor + 1 > max_ids - fetched:
-                keep_from = max(cursor, newest - max(0, max_ids - fetched) + 1)
-                if keep_from > cursor:
-                    out.append(_too_many(cursor, keep_from - 1, max_ids))
-                    cursor = keep_from
+            keep_from = newest - max(0, max_ids - len(page)) + 1  # the newest max_ids, this page included
+            if keep_from > cursor:
+                out.append(_too_many(cursor, keep_from - 1, max_ids))
+                cursor = keep_from
     return out
 
 

@@ -178,7 +178,7 @@ class WsConnection(WSListener):  # type: ignore[misc]
             if raw.startswith(_HEAD):
                 end = raw.find(_DATA, _HEAD_LEN)
                 if end > 0 and raw[-1] == 125:  # ends with }
-                    stream = raw[_HEAD_LEN:end].decode()
+                    stream = raw[_HEAD_LEN:end].decode(errors="replace")  # never raises in the callback
                     if stream and stream[0] != "!":
                         self.last_data = time.monotonic()
                         self.frames += 1

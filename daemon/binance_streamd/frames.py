@@ -18,7 +18,10 @@ def split_combined(frame: bytes) -> tuple[str, bytes] | None:
     if frame.startswith(_HEAD):
         end = frame.find(_DATA, len(_HEAD))
         if end > 0 and frame.endswith(b"}"):
-            return frame[len(_HEAD):end].decode(), frame[end + len(_DATA):-1]
+            try:
+                return frame[len(_HEAD):end].decode(), frame[end + len(_DATA):-1]
+            except UnicodeDecodeError:
+                return None
     try:
         obj = orjson.loads(frame)
     except orjson.JSONDecodeError:

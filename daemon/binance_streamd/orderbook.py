@@ -59,8 +59,8 @@ class BookGap(Exception):
 
 def _level(price: Any, qty: Any) -> tuple[Decimal, str, str, bool]:
     """Parse one ``[price, qty]`` pair: (price key, price string, qty string, qty is zero)."""
-    p = price if isinstance(price, str) else str(price)
-    q = qty if isinstance(qty, str) else str(qty)
+    p = str(price)  # Binance sends strings (kept verbatim); numbers from elsewhere become their text
+    q = str(qty)
     try:
         key = Decimal(p)
         zero = Decimal(q).is_zero()
@@ -74,12 +74,12 @@ def _level(price: Any, qty: Any) -> tuple[Decimal, str, str, bool]:
 class _Side:
     """One side of a book: levels by price key plus the keys kept sorted best-first."""
 
-    __slots__ = ("_keys", "_levels", "_sign")
+    __slots__ = ("_descending", "_keys", "_levels")
 
     def __init__(self, descending: bool) -> None:
-        self._sign = -1 if descending else 1
+        self._descending = descending
         self._levels: dict[Decimal, tuple[str, str]] = {}
-        self._keys: list[Decimal] = []  # sign * price, ascending = best first
+        self._keys: list[Decimal] = []  # price (negated for bids), ascending = best first
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -89,7 +89,7 @@ class _Side:
         self._keys.clear()
 
     def set(self, key: Decimal, p: str, q: str, zero: bool) -> None:
-        k = -key if self._sign < 0 else key
+        k = -key if self._descending else key
         levels = self._levels
         if zero:
             if k in levels:
@@ -101,7 +101,7 @@ class _Side:
         levels[k] = (p, q)
 
     def top(self, n: int | None) -> list[list[str]]:
-        keys = self._keys if n is None else self._keys[:n]
+        keys = self._keys[:n]  # [:None] is every level
         levels = self._levels
         return [list(levels[k]) for k in keys]
 
@@ -347,20 +347,16 @@ class BookSync:
         buf = self.buffer
         while buf and buf[0][0]["u"] <= last_update_id:
             buf.popleft()
-        if buf and buf[0][0]["U"] > last_update_id + 1:
-            # Cannot happen with a contiguous buffer whose first U <= lastUpdateId; be safe anyway.
-            self.gaps += 1
-            buf.clear()
-            self.snapshot_requested = True
-            return SyncResult(fetch_snapshot=True, gap=True)
+        # The first kept diff contains lastUpdateId + 1: the buffer is contiguous (_buffer restarts it at any
+        # hole) and its first U <= lastUpdateId + 1 (checked above), so every kept diff follows the snapshot.
         book = LocalBook(self.symbol)
         book.apply_snapshot(last_update_id, bids, asks)
         recv = None
         try:
             for payload, recv_ms in buf:
-                book.apply_diff(payload)  # contiguous by construction: cannot raise BookGap
+                book.apply_diff(payload)
                 recv = recv_ms
-        except ValueError:
+        except (ValueError, BookGap):  # a malformed diff, or (never built by _buffer) a hole
             log.warning("%s: malformed buffered depth diff; starting over", self.symbol)
             self.gaps += 1
             buf.clear()

@@ -21,19 +21,20 @@ After a gap the sequencer continues from the new id (the caller backfills ``miss
 both inclusive). The first payload after construction or :meth:`StreamSequencer.reset` is always new,
 unless a starting ``last_id`` was given.
 
-:func:`dedup_key` gives the identity of a payload, used to drop the copy of a message that arrives on both
-connections while a connection is being rotated.
+While a connection is rotated both connections deliver for a moment: the overlap's copies are duplicates
+by the same rules (for event-time streams: a recent payload with the same ``E`` that is equal).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from binance_common.streams import StreamKind, parse_stream
 
-__all__ = ["DUPLICATE", "NEW", "SeqVerdict", "StreamSequencer", "dedup_key"]
+__all__ = ["DUPLICATE", "NEW", "SeqVerdict", "StreamSequencer"]
 
 _RECENT = 16  # payloads remembered per E-checked stream (covers two interleaved connections)
 
@@ -67,16 +68,6 @@ _INCREASING_FIELD: dict[StreamKind, str] = {
 }
 
 
-def _event_time(payload: Any) -> int | None:
-    if isinstance(payload, dict):
-        e = payload.get("E")
-    elif isinstance(payload, list) and payload and isinstance(payload[0], dict):
-        e = payload[0].get("E")  # !miniTicker@arr and friends: every element carries the same E
-    else:
-        return None
-    return e if isinstance(e, int) else None
-
-
 class StreamSequencer:
     """Sequence state of one stream. Not thread-safe; one per stream, fed in receive order.
 
@@ -85,7 +76,7 @@ class StreamSequencer:
     ``None`` means the next payload is accepted as the start of the sequence.
     """
 
-    __slots__ = ("_field", "_mode", "_recent", "kind", "last_id", "stream")
+    __slots__ = ("_field", "_recent", "check", "kind", "last_id", "stream")
 
     def __init__(self, stream: str, *, last_id: int | None = None) -> None:
         spec = parse_stream(stream)
@@ -95,59 +86,66 @@ class StreamSequencer:
         #: for event-time streams; ``None`` before the first payload.
         self.last_id: int | None = last_id
         self._recent: deque[tuple[int, Any]] = deque(maxlen=_RECENT)
+        #: classify ``payload`` (the decoded ``data`` of a frame) and advance the position; raises
+        #: ``KeyError``/``TypeError`` when a sequenced payload lacks its id field. Bound once per stream, so
+        #: the hot path makes one call and no mode dispatch.
+        self.check: Callable[[Any], SeqVerdict]
         if spec.kind in _CONTIGUOUS_FIELD:
-            self._mode, self._field = "contiguous", _CONTIGUOUS_FIELD[spec.kind]
+            self.check, self._field = self._contiguous, _CONTIGUOUS_FIELD[spec.kind]
         elif spec.kind is StreamKind.DEPTH:
-            self._mode, self._field = "depth", "u"
+            self.check, self._field = self._depth, "u"
         elif spec.kind in _INCREASING_FIELD:
-            self._mode, self._field = "increasing", _INCREASING_FIELD[spec.kind]
+            self.check, self._field = self._increasing, _INCREASING_FIELD[spec.kind]
         else:
-            self._mode, self._field = "event_time", "E"
+            self.check, self._field = self._event_time, "E"
 
     def reset(self) -> None:
         """Forget the position: the next payload starts a new sequence (e.g. after a resubscribe)."""
         self.last_id = None
         self._recent.clear()
 
-    def check(self, payload: Any) -> SeqVerdict:
-        """Classify ``payload`` (the decoded ``data`` of a frame) and advance the position.
-
-        Raises ``KeyError``/``TypeError`` when a sequenced payload lacks its id field.
-        """
-        mode = self._mode
+    def _contiguous(self, payload: Any) -> SeqVerdict:
+        i: int = payload[self._field]
         last = self.last_id
-        if mode == "contiguous":
-            i: int = payload[self._field]
-            if last is None or i == last + 1:
-                self.last_id = i
-                return NEW
-            if i <= last:
-                return DUPLICATE
+        if last is None or i == last + 1:
             self.last_id = i
-            return SeqVerdict("gap", last + 1, i - 1)
-        if mode == "depth":
-            first: int = payload["U"]
-            final: int = payload["u"]
-            if last is None:
-                self.last_id = final
-                return NEW
-            if final <= last:
-                return DUPLICATE
-            self.last_id = final
-            if first > last + 1:
-                return SeqVerdict("gap", last + 1, first - 1)
             return NEW
-        if mode == "increasing":
-            i = payload[self._field]
-            if last is None or i > last:
-                self.last_id = i
-                return NEW
+        if i <= last:
             return DUPLICATE
-        return self._check_event_time(payload)
+        self.last_id = i
+        return SeqVerdict("gap", last + 1, i - 1)
 
-    def _check_event_time(self, payload: Any) -> SeqVerdict:
-        e = _event_time(payload)
-        if e is None:
+    def _depth(self, payload: Any) -> SeqVerdict:
+        first: int = payload["U"]
+        final: int = payload[self._field]
+        last = self.last_id
+        if last is None:
+            self.last_id = final
+            return NEW
+        if final <= last:
+            return DUPLICATE
+        self.last_id = final
+        if first > last + 1:
+            return SeqVerdict("gap", last + 1, first - 1)
+        return NEW
+
+    def _increasing(self, payload: Any) -> SeqVerdict:
+        i = payload[self._field]
+        last = self.last_id
+        if last is None or i > last:
+            self.last_id = i
+            return NEW
+        return DUPLICATE
+
+    def _event_time(self, payload: Any) -> SeqVerdict:
+        f = self._field
+        if isinstance(payload, dict):
+            e = payload.get(f)
+        elif isinstance(payload, list) and payload and isinstance(payload[0], dict):
+            e = payload[0].get(f)  # !miniTicker@arr and friends: every element carries the same E
+        else:
+            e = None
+        if not isinstance(e, int):
             return NEW
         for seen_e, seen in self._recent:
             if seen_e == e and seen == payload:
@@ -156,36 +154,3 @@ class StreamSequencer:
         if self.last_id is None or e > self.last_id:
             self.last_id = e
         return NEW
-
-
-def dedup_key(stream: str, payload: Any) -> tuple[Any, ...] | None:
-    """Identity of ``payload`` on ``stream``: two payloads with equal keys are the same message.
-
-    The key starts with the stream name, so keys of different streams never collide. ``None`` means the
-    payload has no usable identity (no id and no ``E``): the caller should keep it.
-
-    - trade ``(stream, t)``; aggTrade ``(stream, a)``; depth diff ``(stream, U, u)``;
-      bookTicker ``(stream, u)``; partial depth ``(stream, lastUpdateId)``;
-    - kline ``(stream, E, k.t, k.x)``; other event-time streams ``(stream, E)``
-      (array streams: ``E`` of the first element and the array length).
-    """
-    if not isinstance(payload, dict):
-        e = _event_time(payload)
-        return None if e is None else (stream, e, len(payload))
-    if "e" not in payload or "E" not in payload:  # bookTicker and partial depth carry no e/E
-        if "u" in payload:
-            return (stream, payload["u"])
-        if "lastUpdateId" in payload:
-            return (stream, payload["lastUpdateId"])
-        return None
-    etype = payload["e"]
-    if etype == "trade":
-        return (stream, payload.get("t"))
-    if etype == "aggTrade":
-        return (stream, payload.get("a"))
-    if etype == "depthUpdate":
-        return (stream, payload.get("U"), payload.get("u"))
-    if etype == "kline":
-        k = payload.get("k") or {}
-        return (stream, payload["E"], k.get("t"), k.get("x"))
-    return (stream, payload["E"])

@@ -162,6 +162,8 @@ def decode_book(blob: bytes | str | None) -> BookValue | None:
         return None
     try:
         d = orjson.loads(blob)
+        if not isinstance(d, dict):
+            return None
         state = BookState(d.get("state") or BookState.LIVE.value)
         return BookValue(symbol=str(d["symbol"]), state=state, since=d.get("since"),
                          last_update_id=d.get("lastUpdateId"), event_time=d.get("E"), asof=d.get("asof"),
@@ -224,6 +226,8 @@ def parse_token(token: str | bytes | None) -> dict[str, Any] | None:
     if token is None:
         return None
     parts = _text(token).split(":")
-    if len(parts) != 4 or not parts[0].isdigit() or not parts[2].isdigit():
+    if len(parts) != 4 or not parts[0].isascii() or not parts[2].isascii():
+        return None
+    if not parts[0].isdigit() or not parts[2].isdigit():
         return None
     return {"epoch": int(parts[0]), "host": parts[1], "pid": int(parts[2]), "nonce": parts[3]}

@@ -196,7 +196,8 @@ class RedisGovernor:
 
         ``share`` < 1 admits the request only while the minute's use stays within that fraction of the
         budget, keeping the rest for more urgent work (the daemon's snapshots leave room for catch-ups)."""
-        budget = max(1, int(self.budget * share))
+        # a request heavier than its share may still use the whole budget: it must never wait forever
+        budget = min(self.budget, max(weight, int(self.budget * share)))
         if weight > self.budget:
             raise InvalidParameterError(
                 f"this request weighs {weight}, more than the whole per-minute REST budget ({self.budget} = "

@@ -178,3 +178,121 @@ async def test_errors() -> None:
     assert gaps(out) == [(1, 2)] and "refused" in out[0].reason
     with pytest.raises(ValueError):
         TradeSource("nknusdt@kline_1m", FakeVenue().get)
+
+
+# --- exact conversions, endpoints and bounds (each assertion kills a deliberately introduced bug) ----------
+
+def test_numeric_fields_keep_every_digit_and_flags_default_to_binances() -> None:
+    from decimal import Decimal
+
+    from binance_streamd.catchup import agg_trade_payload, trade_payload
+
+    row = {"id": 1, "price": Decimal("0.35210000"), "qty": 5, "time": 7, "isBuyerMaker": True}
+    assert trade_payload("X", row) == {"e": "trade", "E": 7, "s": "X", "t": 1, "p": "0.35210000", "q": "5",
+                                       "T": 7, "m": True, "M": True}
+    assert trade_payload("X", {**row, "isBuyerMaker": False, "isBestMatch": False})["M"] is False
+    agg = {"a": 3, "p": "1.10", "q": Decimal("2E+1"), "f": 1, "l": 2, "T": 9, "m": True}
+    out = agg_trade_payload("X", agg)
+    assert out["q"] == "20" and out["m"] is True and out["M"] is True
+    assert agg_trade_payload("X", {**agg, "m": False, "M": False})["M"] is False
+
+
+def test_source_names_and_refusals() -> None:
+    src = TradeSource("nknusdt@aggTrade", FakeVenue().get)
+    assert (src.stream, src.symbol, src.agg, src.id_field) == ("nknusdt@aggTrade", "NKNUSDT", True, "a")
+    with pytest.raises(ValueError, match="catch-up needs a trade or aggTrade stream, got 'nknusdt@depth'"):
+        TradeSource("nknusdt@depth", FakeVenue().get)
+
+
+async def test_a_refused_aggtrades_request_is_a_gap_not_a_fallback() -> None:
+    venue = FakeVenue(error=BinanceAPIError("Binance error -1100: Illegal characters", status=400, code=-1100))
+    out = await fill(venue, "nknusdt@aggTrade", last_id=4, start_ms=None, until_id=6)
+    assert gaps(out) == [(5, 6)] and "Binance refused /api/v3/aggTrades" in out[0].reason
+
+
+async def test_a_non_list_answer_is_no_rows() -> None:
+    class Odd(FakeVenue):
+        async def get(self, path: str, params: dict[str, Any]) -> Any:
+            await super().get(path, params)
+            return {"unexpected": True}
+
+    out = await fill(Odd(), "nknusdt@aggTrade", last_id=4, start_ms=None, until_id=6)
+    assert gaps(out) == [(5, 6)] and out[0].reason == "ids 5..6 are not served by REST"
+
+
+async def test_the_historical_fallback_is_remembered_and_logged(caplog) -> None:
+    import logging
+
+    venue = FakeVenue(last=5000, historical=False)
+    src = TradeSource("nknusdt@trade", venue.get)
+    with caplog.at_level(logging.INFO, logger="binance_streamd.catchup"):
+        await src.from_id(4990)
+    assert src.historical is False
+    assert "nknusdt@trade: historicalTrades refused (Binance error -2014" in caplog.text
+    assert await src.newest_id() == 5000
+    assert venue.calls[-1] == ("/api/v3/trades", {"symbol": "NKNUSDT", "limit": 1})
+
+
+async def test_by_time_asks_a_full_page_and_is_complete_for_aggtrades() -> None:
+    venue = FakeVenue(last=5000)
+    out = await fill(venue, "nknusdt@aggTrade", last_id=None, start_ms=BASE_T + 4990 + 1000)
+    assert venue.calls[0][1] == {"symbol": "NKNUSDT", "startTime": BASE_T + 4990, "limit": 1000}
+    assert gaps(out) == [] and isinstance(out[0], DataRecord) and out[0].payload["a"] == 4990
+
+
+async def test_by_time_a_full_page_goes_on_by_id() -> None:
+    venue = FakeVenue(last=2500)
+    out = await fill(venue, "nknusdt@aggTrade", last_id=None, start_ms=BASE_T + 1000)
+    assert ids(out) == list(range(1, 2501)) and gaps(out) == []
+
+
+async def test_max_ids_bounds_are_exact() -> None:
+    venue = FakeVenue(last=5000)
+    out = await fill(venue, "nknusdt@trade", last_id=2999, start_ms=None, until_id=4000, max_ids=1001)
+    assert gaps(out) == [] and ids(out) == list(range(3000, 4001))  # exactly max_ids: all of them
+    out = await fill(venue, "nknusdt@trade", last_id=2999, start_ms=None, until_id=4001, max_ids=1001)
+    assert gaps(out) == [(3000, 3000)] and out[0].reason.startswith("1 ids older than the newest 1001 were")
+    venue = FakeVenue(last=30_000)
+    out = await fill(venue, "nknusdt@aggTrade", last_id=0, start_ms=None, until_id=20_001)  # default bound
+    assert gaps(out) == [(1, 1)] and "(BINANCE_MCP_BACKFILL_MAX_IDS)" in out[0].reason
+
+
+async def test_an_open_catch_up_counts_every_page_against_max_ids() -> None:
+    venue = FakeVenue(last=3500)
+    out = await fill(venue, "nknusdt@aggTrade", last_id=0, start_ms=None, max_ids=3000)
+    assert gaps(out) == [(1001, 1500)] and ids(out) == [*range(1, 1001), *range(1501, 3501)]
+    assert out[1000].reason == "500 ids older than the newest 3000 were not backfilled (BINANCE_MCP_BACKFILL_MAX_IDS)"
+    venue = FakeVenue(last=3000)
+    out = await fill(venue, "nknusdt@aggTrade", last_id=0, start_ms=None, max_ids=3000)
+    assert gaps(out) == [] and ids(out) == list(range(1, 3001))  # exactly at the bound
+
+
+async def test_a_hole_reason_names_the_ids() -> None:
+    out = await fill(FakeVenue(holes=frozenset({20, 21})), "nknusdt@aggTrade", last_id=9, start_ms=None, until_id=30)
+    assert [r.reason for r in out if isinstance(r, GapRecord)] == ["ids 20..21 are not served by REST"]
+    out = await fill(FakeVenue(last=50), "nknusdt@trade", last_id=None, start_ms=BASE_T + 1000 + 45, max_ids=10)
+    assert ids(out) == list(range(45, 51))
+
+
+async def test_edges_of_the_open_catch_up() -> None:
+    venue = FakeVenue(last=3001)
+    out = await fill(venue, "nknusdt@aggTrade", last_id=0, start_ms=None, max_ids=3000)
+    assert gaps(out) == [(1001, 1001)] and ids(out)[-1] == 3001 and len(ids(out)) == 3000
+    venue = FakeVenue(last=3000)
+    out = await fill(venue, "nknusdt@aggTrade", last_id=0, start_ms=None, max_ids=1000)
+    assert gaps(out) == [(1001, 3000)] and ids(out) == list(range(1, 1001))  # the allowance is used up
+    out = await fill(FakeVenue(last=0), "nknusdt@aggTrade", last_id=None, start_ms=BASE_T)
+    assert out == []
+    assert await TradeSource("nknusdt@trade", FakeVenue(last=0).get).newest_id() is None
+
+
+async def test_an_open_catch_up_refused_is_a_one_id_gap_at_the_cursor() -> None:
+    venue = FakeVenue(error=InvalidSymbolError("Invalid symbol.", status=400, code=-1121))
+    out = await fill(venue, "nknusdt@aggTrade", last_id=4, start_ms=None)
+    assert gaps(out) == [(5, 5)]
+
+
+async def test_the_incomplete_by_time_gap_says_why() -> None:
+    out = await fill(FakeVenue(last=5000), "nknusdt@trade", last_id=None, start_ms=BASE_T + 1000)
+    assert out[0].reason == ("more trades since the subscription was acknowledged than one REST page holds; "
+                             "the oldest were not fetched")

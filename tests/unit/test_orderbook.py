@@ -181,8 +181,8 @@ def test_sync_first_event_must_contain_next_id() -> None:
     s.on_diff(diff(10, 12), 1)
     s.buffer.append((diff(15, 16), 2))  # a buffer with a hole (cannot be built through on_diff)
     res = s.on_snapshot(12, SNAP_B, SNAP_A)
-    assert res == SyncResult(fetch_snapshot=True, gap=True)
-    assert s.state == "syncing" and s.gaps == 1
+    assert res == SyncResult(gap=True)  # nothing usable: the next diff starts a new sync
+    assert s.state == "syncing" and s.gaps == 1 and not s.buffer and not s.snapshot_requested
 
 
 def test_sync_gap_while_live_restarts_from_that_event() -> None:

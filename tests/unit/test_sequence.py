@@ -1,4 +1,4 @@
-"""StreamSequencer and dedup_key: pure, hand-made payloads, no event loop."""
+"""StreamSequencer: pure, hand-made payloads, no event loop."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from binance_common.streams import StreamNameError
-from binance_streamd.sequence import SeqVerdict, StreamSequencer, dedup_key
+from binance_common.streams import StreamKind, StreamNameError
+from binance_streamd.sequence import DUPLICATE, NEW, SeqVerdict, StreamSequencer
 
 
 def trade(t: int, E: int = 1) -> dict:
@@ -131,20 +131,30 @@ def test_bad_stream_name_and_missing_id() -> None:
         StreamSequencer("btcusdt@trade").check({"e": "trade"})
 
 
-def test_dedup_key() -> None:
-    s = "btcusdt@trade"
-    assert dedup_key(s, trade(7)) == (s, 7)
-    assert dedup_key(s, trade(7)) != dedup_key("ethusdt@trade", trade(7))
-    assert dedup_key("btcusdt@aggTrade", agg(3)) == ("btcusdt@aggTrade", 3)
-    assert dedup_key("x@depth", diff(1, 4)) == ("x@depth", 1, 4)
-    assert dedup_key("x@bookTicker", {"u": 9, "s": "X"}) == ("x@bookTicker", 9)
-    assert dedup_key("x@depth5", {"lastUpdateId": 3, "bids": [], "asks": []}) == ("x@depth5", 3)
-    assert dedup_key("x@kline_1m", kline(5)) != dedup_key("x@kline_1m", kline(5, closed=True))
-    assert dedup_key("x@kline_1m", kline(5)) == dedup_key("x@kline_1m", kline(5, close="9"))
-    assert dedup_key("x@ticker", {"e": "24hrTicker", "E": 11}) == ("x@ticker", 11)
-    assert dedup_key("!miniTicker@arr", [{"E": 4}, {"E": 4}]) == ("!miniTicker@arr", 4, 2)
-    assert dedup_key("x@ticker", {"s": "X"}) is None
-    assert dedup_key("!miniTicker@arr", []) is None
+def test_canonical_name_and_event_time_rules() -> None:
+    assert StreamSequencer("btcusdt@kline_1m").stream == "btcusdt@kline_1m"
+    k = StreamSequencer("btcusdt@ticker")
+    assert k.check({"e": "24hrTicker", "E": "x"}) is NEW and k.last_id is None  # a non-int E is no identity
+    assert k.check({"e": "24hrTicker", "E": 5}) is NEW and k.last_id == 5
+    assert k.check({"e": "24hrTicker", "E": 4, "c": "1"}) is NEW and k.last_id == 5  # never moves back
+    assert k.check({"e": "24hrTicker", "E": 4, "c": "1"}) is DUPLICATE
+
+
+def test_event_time_memory_is_bounded() -> None:
+    """Only the 16 most recent payloads are remembered: an old copy passes again, and memory stays flat."""
+    k = StreamSequencer("btcusdt@ticker")
+    first = {"e": "24hrTicker", "E": 1}
+    k.check(first)
+    for e in range(2, 18):
+        assert k.check({"e": "24hrTicker", "E": e}) is NEW
+    assert k.check(first) is NEW  # forgotten (17 payloads later)
+    assert k.check({"e": "24hrTicker", "E": 17}) is DUPLICATE  # recent ones are remembered
+
+
+def test_depth_uses_the_final_update_id() -> None:
+    d = StreamSequencer("btcusdt@depth@100ms")
+    assert d.check(diff(10, 12)) is NEW and d.last_id == 12
+    assert d.check(diff(13, 13)) is NEW and d.last_id == 13
 
 
 @given(st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=80))
@@ -164,3 +174,12 @@ def test_trade_sequencer_property(ids: list[int]) -> None:
     assert kept[0] == ids[0]
     assert sorted(kept + missing) == list(range(ids[0], max(ids[0], *ids) + 1))
     assert seq.last_id == kept[-1]
+
+
+def test_event_time_streams_take_any_payload_shape() -> None:
+    k = StreamSequencer("!miniTicker@arr")
+    assert k.kind is StreamKind.ALL_MINI_TICKERS and k.stream == "!miniTicker@arr"
+    assert k.check([]) is NEW and k.check(5) is NEW and k.check("x") is NEW and k.last_id is None
+    assert k.check([{"e": "24hrMiniTicker", "E": 9}]) is NEW and k.last_id == 9
+    assert k.check([{"e": "24hrMiniTicker", "E": 9}]) is DUPLICATE
+    assert k.check({"e": "x", "e2": 1}) is NEW  # no E: no identity, always kept
