@@ -20,9 +20,10 @@ declare -A MODULES=(
   [streams]=binance_common/streams.py
   [ratelimit]=binance_common/ratelimit.py
   [feedstore]=binance_common/feedstore.py
+  [datapath]=binance_streamd/datapath.py
 )
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(sequence orderbook frames streams ratelimit catchup feedstore)
+[ ${#names[@]} -eq 0 ] && names=(sequence orderbook frames streams ratelimit catchup feedstore datapath restqueue)
 work=${MUTATION_WORKDIR:-$(mktemp -d /tmp/binance-mutation.XXXXXX)}
 mkdir -p "$work/src"
 rm -rf "$work/src"/* "$work/tests" "$work/mutants"

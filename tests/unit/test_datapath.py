@@ -1,0 +1,219 @@
+"""DataPath: the continuity of trade streams without sockets or Redis. A fake writer records what would be
+written, a fake venue answers the catch-ups; each test drives acknowledgements, drops and frames by hand."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+
+from binance_common.feedstore import StreamState
+from binance_common.streams import StreamKind
+from binance_streamd.datapath import DataPath
+from binance_streamd.writer import BACKFILL, GAP, LIVE
+from tests.unit.test_catchup import FakeVenue
+
+
+class FakeWriter:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, Any, int]] = []  # (stream, decoded payload, kind)
+
+    def add(self, stream: str, payload: bytes, recv_ms: int, kind: int = LIVE) -> None:
+        self.rows.append((stream, orjson.loads(payload), kind))
+
+    def ids(self, stream: str) -> list[int]:
+        out = []
+        for s, p, kind in self.rows:
+            if s == stream:
+                out.append(p["to"] if kind == GAP else p["a" if "aggTrade" in s else "t"])
+        return out
+
+
+class FakeQueue:
+    def __init__(self, venue: FakeVenue) -> None:
+        self.venue = venue
+        self.gate: asyncio.Event | None = None
+
+    async def get(self, priority: Any, path: str, params: dict[str, Any]) -> Any:
+        if self.gate is not None:
+            await self.gate.wait()
+        return await self.venue.get(path, params)
+
+
+class Conn:
+    id = 7
+
+
+def agg(i: int) -> bytes:
+    return orjson.dumps({"e": "aggTrade", "E": i, "s": "NKNUSDT", "a": i, "p": "1", "q": "1", "f": i, "l": i,
+                         "T": i, "m": False, "M": True})
+
+
+def make(venue: FakeVenue | None = None, max_ids: int = 20_000) -> tuple[DataPath, FakeWriter, FakeQueue]:
+    w, q = FakeWriter(), FakeQueue(venue or FakeVenue(last=5000))
+    dp = DataPath({}, w, q, max_ids=max_ids)  # type: ignore[arg-type]
+    return dp, w, q
+
+
+def stream(dp: DataPath, name: str = "nknusdt@aggTrade") -> Any:
+    st = dp.new_stream(name, StreamKind.AGG_TRADE if "aggTrade" in name else StreamKind.TRADE)
+    dp.states[name] = st
+    return st
+
+
+async def settle(st: Any) -> None:
+    while st.fill_task is not None and not st.fill_task.done():
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
+async def test_a_new_stream_holds_until_its_first_ack_and_then_starts_its_history_there() -> None:
+    dp, w, _ = make()
+    st = stream(dp)
+    assert st.held == [] and st.fill_wanted and st.state is StreamState.PENDING
+    dp.on_data(Conn(), st.name, agg(10), 1)  # before the ack is processed
+    assert w.rows == [] and len(st.held) == 1
+    assert dp.acknowledged(st, 7) is True  # first ack recorded: nothing to catch up before it
+    assert st.first_ack > 0 and st.held is None and st.fill_task is None and st.state is StreamState.LIVE
+    assert w.ids(st.name) == [10] and w.rows[0][2] == LIVE
+    dp.on_data(Conn(), st.name, agg(11), 2)
+    assert w.ids(st.name) == [10, 11] and st.msgs == 2 and st.last_event == 11 and st.conn == 7
+
+
+async def test_a_drop_is_caught_up_at_the_ack_without_a_later_trade() -> None:
+    dp, w, _ = make(FakeVenue(last=4990))
+    st = stream(dp)
+    dp.acknowledged(st, 7)
+    dp.on_data(Conn(), st.name, agg(4980), 1)
+    dp.lost(st, "closed by server (1001)")
+    assert st.state is StreamState.PENDING and st.reason == "reconnecting: closed by server (1001)"
+    assert st.reconnects == 1 and st.held == [] and not st.acked
+    assert dp.acknowledged(st, 8) is False  # a stream with an id: no first-ack bookkeeping
+    assert st.state is StreamState.CATCHING_UP
+    await settle(st)
+    assert w.ids(st.name) == list(range(4980, 4991)) and {k for _, _, k in w.rows[1:]} == {BACKFILL}
+    assert st.state is StreamState.LIVE and st.gaps_found == 1 and st.gaps_filled == 1 and st.ids_missing == 10
+    assert dp.fills == 1
+
+
+async def test_live_messages_during_a_catch_up_follow_it_in_id_order() -> None:
+    dp, w, q = make(FakeVenue(last=4990))
+    st = stream(dp)
+    dp.acknowledged(st, 7)
+    dp.on_data(Conn(), st.name, agg(4980), 1)
+    dp.lost(st, "")
+    q.gate = asyncio.Event()
+    dp.acknowledged(st, 8)
+    for i in (4989, 4990, 4991, 4992):  # arrive while REST is slow; 4989..4990 are also in REST
+        dp.on_data(Conn(), st.name, agg(i), 5)
+    assert w.ids(st.name) == [4980]
+    q.gate.set()
+    await settle(st)
+    assert w.ids(st.name) == list(range(4980, 4993)) and st.dups == 2 and st.state is StreamState.LIVE
+
+
+async def test_a_gap_in_live_data_holds_the_message_behind_a_backfill() -> None:
+    dp, w, _ = make(FakeVenue(last=5000))
+    st = stream(dp)
+    dp.acknowledged(st, 7)
+    dp.on_data(Conn(), st.name, agg(100), 1)
+    dp.on_data(Conn(), st.name, agg(105), 2)  # 101..104 missing
+    assert (st.gaps_found == 1 and st.ids_missing == 4 and st.fill_until == 104) or st.fill_task is not None
+    dp.on_data(Conn(), st.name, agg(106), 3)
+    await settle(st)
+    assert w.ids(st.name) == list(range(100, 107))
+    assert [k for _, _, k in w.rows] == [LIVE, BACKFILL, BACKFILL, BACKFILL, BACKFILL, LIVE, LIVE]
+    assert st.gaps_filled == 1 and st.gaps_unfilled == 0 and st.state is StreamState.LIVE
+
+
+async def test_ids_rest_cannot_serve_become_a_gap_entry_and_are_counted() -> None:
+    dp, w, _ = make(FakeVenue(last=5000, holes=frozenset({102, 103})))
+    st = stream(dp)
+    dp.acknowledged(st, 7)
+    dp.on_data(Conn(), st.name, agg(100), 1)
+    dp.on_data(Conn(), st.name, agg(105), 2)
+    await settle(st)
+    kinds = [(k, p.get("to") if k == GAP else p["a"]) for _, p, k in w.rows]
+    assert kinds == [(LIVE, 100), (BACKFILL, 101), (GAP, 103), (BACKFILL, 104), (LIVE, 105)]
+    gap = next(p for _, p, k in w.rows if k == GAP)
+    assert gap == {"from": 102, "to": 103, "reason": "ids 102..103 are not served by REST"}
+    assert st.gaps_unfilled == 1 and st.ids_missing == 4 + 2 and st.reason.startswith("gap 102..103 not recovered")
+
+
+async def test_resume_from_what_redis_holds(fake_redis, keys) -> None:
+    from binance_common.feedstore import encode_gap
+
+    dp, w, _ = make(FakeVenue(last=300))
+    a, b, c = stream(dp, "nknusdt@aggTrade"), stream(dp, "nknusdt@trade"), stream(dp, "other@trade")
+    await fake_redis.xadd(keys.history(a.name), {"d": agg(250), "r": 1})
+    await fake_redis.xadd(keys.history(b.name), {"g": encode_gap(5, 290, "x"), "r": 1})
+    await fake_redis.hset(keys.status(c.name), mapping={"first_ack": 1234})
+    await dp.resume(fake_redis, keys, [a, b, c])
+    assert (a.seq.last_id, b.seq.last_id, c.seq.last_id, c.first_ack) == (250, 290, None, 1234)
+    dp.acknowledged(a, 1)
+    await settle(a)
+    assert w.ids(a.name) == list(range(251, 301))
+
+
+async def test_retryable_failures_keep_holding_and_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from binance_common.errors import ServerError
+
+    class Flaky(FakeVenue):
+        fails = 1
+
+        async def get(self, path: str, params: dict[str, Any]) -> Any:
+            if self.fails:
+                self.fails -= 1
+                raise ServerError("503", status=503)
+            return await super().get(path, params)
+
+    dp, w, _ = make(Flaky(last=110))
+    import binance_streamd.datapath as datapath
+
+    monkeypatch.setattr(datapath, "FILL_RETRY_S", (0.0,))
+    st = stream(dp)
+    dp.acknowledged(st, 7)
+    dp.on_data(Conn(), st.name, agg(100), 1)
+    dp.lost(st, "x")
+    dp.acknowledged(st, 8)
+    await settle(st)
+    assert w.ids(st.name) == list(range(100, 111)) and st.state is StreamState.LIVE
+
+
+async def test_a_drop_during_a_catch_up_keeps_holding_until_the_next_ack() -> None:
+    dp, w, q = make(FakeVenue(last=120))
+    st = stream(dp)
+    dp.acknowledged(st, 7)
+    dp.on_data(Conn(), st.name, agg(100), 1)
+    dp.lost(st, "a")
+    q.gate = asyncio.Event()
+    dp.acknowledged(st, 8)
+    dp.on_data(Conn(), st.name, agg(121), 2)
+    dp.lost(st, "b")  # lost again while REST answers
+    q.gate.set()
+    await settle(st)
+    assert st.held is not None and st.state is StreamState.PENDING  # nothing released without a connection
+    dp.acknowledged(st, 9)
+    await settle(st)
+    assert w.ids(st.name) == list(range(100, 122)) and st.held is None
+
+
+async def test_malformed_frames_are_counted_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    dp, w, _ = make()
+    st = stream(dp)
+    dp.acknowledged(st, 7)
+    dp.on_data(Conn(), st.name, b"{nope", 1)
+    dp.on_data(Conn(), st.name, b'{"e":"aggTrade"}', 1)  # no id
+    dp.on_data(Conn(), "not@ours", agg(1), 1)
+    assert dp.malformed == 2 and w.rows == []
+    assert "conn 7: malformed frame #1 ignored" in caplog.text
+
+
+def test_status_record_reflects_the_stream() -> None:
+    dp, _, _ = make()
+    st = stream(dp)
+    st.msgs, st.conn, st.rate = 3, 9, 1.234
+    rec = st.record()
+    assert (rec.state, rec.conn, rec.msgs, rec.rate) == ("pending", "9", 3, 1.23)
