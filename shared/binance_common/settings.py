@@ -121,6 +121,17 @@ class Settings(BaseSettings):
             return [p.strip() for p in v.replace(";", ",").split(",") if p.strip()]
         return v
 
+    @field_validator("streams")
+    @classmethod
+    def _lower_symbols(cls, v: list[str]) -> list[str]:
+        """``BTCUSDT@trade`` means ``btcusdt@trade`` (Binance stream symbols are lowercase; the rest of the
+        name is case-sensitive, e.g. ``aggTrade``, ``kline_1M``)."""
+        out = []
+        for name in v:
+            sym, sep, rest = name.partition("@")
+            out.append(name if name.startswith("!") else sym.lower() + sep + rest)
+        return out
+
     @model_validator(mode="before")
     @classmethod
     def _secret_files(cls, data: Any) -> Any:

@@ -16,9 +16,23 @@ KLINE_INTERVALS: tuple[str, ...] = (
 TICKER_WINDOWS: tuple[str, ...] = ("1h", "4h", "1d")
 DEPTH_LEVELS: tuple[int, ...] = (5, 10, 20)
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9\-_.]{1,20}$")
-_LOWER_SYMBOL_RE = re.compile(r"^[a-z0-9\-_.]{1,20}$")
-_TZ_RE = re.compile(r"^[+-](?:0\d|1[0-4]):[0-5]\d$")
+# Full matches over explicit ASCII classes (``$`` would let a trailing newline through, ``\d`` and
+# ``str.isdigit`` accept non-ASCII digits); a symbol must hold at least one letter or digit.
+SYMBOL_RE = re.compile(r"(?=[A-Z0-9\-_.]*[A-Z0-9])[A-Z0-9\-_.]{1,20}")
+_LOWER_SYMBOL_RE = re.compile(r"(?=[a-z0-9\-_.]*[a-z0-9])[a-z0-9\-_.]{1,20}")
+_TZ_RE = re.compile(r"([+-])([01][0-9]):([0-5][0-9])")
+_DEPTH_LEVELS = {str(n): n for n in DEPTH_LEVELS}
+STREAM_CHARS_RE = re.compile(r"[A-Za-z0-9@_!.:+\-]+")
+"""Every character an accepted stream name can hold (safe in Redis keys, lease members, newline-joined lists)."""
+
+
+def _tz_ok(tz: str) -> bool:
+    """``+HH:MM`` / ``-HH:MM`` within Binance's range, -12:00 to +14:00."""
+    m = _TZ_RE.fullmatch(tz)
+    if m is None:
+        return False
+    minutes = int(m.group(2)) * 60 + int(m.group(3))
+    return minutes <= (14 * 60 if m.group(1) == "+" else 12 * 60)
 
 
 class StreamKind(StrEnum):
@@ -72,11 +86,12 @@ class StreamSpec:
 
 
 def normalize_symbol(symbol: str) -> str:
-    """Upper-case a symbol and check its form (letters, digits, - _ . ; 1-20 chars)."""
+    """Upper-case a symbol and check its form (ASCII letters, digits, - _ . ; 1-20 chars, at least one letter or
+    digit); ``BTC/USDT`` is read as ``BTCUSDT``."""
     if not isinstance(symbol, str):
         raise SymbolError("symbol must be a string such as BTCUSDT")
-    s = symbol.strip().upper()
-    if not SYMBOL_RE.match(s):
+    s = symbol.strip().replace("/", "")  # BTC/USDT as people write it
+    if not s.isascii() or not SYMBOL_RE.fullmatch(s := s.upper()):
         raise SymbolError(
             f"invalid symbol {symbol!r}: use the pair's letters and digits without separators, "
             "e.g. BTCUSDT (1-20 characters: A-Z 0-9 - _ .)"
@@ -104,7 +119,7 @@ def parse_stream(name: str) -> StreamSpec:
     sym, sep, rest = name.partition("@")
     if not sep or not rest:
         raise _bad(name, "expected <symbol>@<type>")
-    if not _LOWER_SYMBOL_RE.match(sym):
+    if not _LOWER_SYMBOL_RE.fullmatch(sym):
         raise _bad(name, f"symbol part {sym!r} must be lowercase letters/digits, e.g. btcusdt")
     symbol = sym.upper()
     if rest == "trade":
@@ -121,11 +136,11 @@ def parse_stream(name: str) -> StreamSpec:
         return StreamSpec(name, StreamKind.AVG_PRICE, symbol)
     if rest.startswith("kline_"):
         body = rest[len("kline_") :]
-        interval, _, tz = body.partition("@")
+        interval, at, tz = body.partition("@")
         if interval not in KLINE_INTERVALS:
             raise _bad(name, f"kline interval {interval!r} is not one of {' '.join(KLINE_INTERVALS)}")
-        if tz and not _TZ_RE.match(tz):
-            raise _bad(name, f"kline timezone {tz!r} must look like +08:00 or -05:00")
+        if at and not _tz_ok(tz):
+            raise _bad(name, f"kline timezone {tz!r} must look like +08:00 or -05:00 (from -12:00 to +14:00)")
         return StreamSpec(name, StreamKind.KLINE, symbol, interval=interval, timezone=tz or None)
     if rest.startswith("ticker_"):
         window = rest[len("ticker_") :]
@@ -140,9 +155,10 @@ def parse_stream(name: str) -> StreamSpec:
         speed_ms = 100 if speed == "100ms" else 1000
         if levels_s == "":
             return StreamSpec(name, StreamKind.DEPTH, symbol, speed_ms=speed_ms)
-        if not levels_s.isdigit() or int(levels_s) not in DEPTH_LEVELS:
+        levels = _DEPTH_LEVELS.get(levels_s)
+        if levels is None:
             raise _bad(name, "partial depth levels must be 5, 10 or 20")
-        return StreamSpec(name, StreamKind.PARTIAL_DEPTH, symbol, levels=int(levels_s), speed_ms=speed_ms)
+        return StreamSpec(name, StreamKind.PARTIAL_DEPTH, symbol, levels=levels, speed_ms=speed_ms)
     raise _bad(name, f"unknown stream type {rest!r}")
 
 
@@ -190,8 +206,10 @@ def build_stream(
     elif low in ("rollingticker", "ticker_window"):
         name = f"{sym}@ticker_{window or ''}"
     elif low in ("depth", "partialdepth"):
+        if low == "partialdepth" and levels is None:
+            raise StreamNameError("a partialDepth stream needs levels: 5, 10 or 20 (without levels: kind depth)")
         speed = "" if speed_ms in (None, 1000) else f"@{speed_ms}ms"
-        name = f"{sym}@depth{levels or ''}{speed}"
+        name = f"{sym}@depth{'' if levels is None else levels}{speed}"
     else:
         raise StreamNameError(
             f"unknown stream kind {kind!r}; allowed: trade, aggTrade, kline, miniTicker, ticker, "

@@ -141,3 +141,10 @@ async def test_rest_client_decodes_exactly_and_maps_transport_errors() -> None:
         assert rest.last_used_weight == 12
         with pytest.raises(TransportError, match="outcome is unknown"):
             await rest.get("/api/v3/time")
+
+
+def test_configured_streams_take_the_symbol_in_any_case() -> None:
+    from binance_common.settings import Settings
+
+    s = Settings(streams="BTCUSDT@trade, EthUsdt@kline_1M,!miniTicker@arr")
+    assert s.streams == ["btcusdt@trade", "ethusdt@kline_1M", "!miniTicker@arr"]

@@ -95,12 +95,13 @@ def test_build_stream() -> None:
     with pytest.raises(StreamNameError, match="kline interval"):
         build_stream("kline", "BTCUSDT", interval="7m")
     with pytest.raises(SymbolError):
-        build_stream("trade", "BTC/USDT")
+        build_stream("trade", "BTC USDT")
+    assert build_stream("trade", "BTC/USDT") == "btcusdt@trade"
 
 
 def test_normalize_symbol() -> None:
     assert normalize_symbol(" btcusdt ") == "BTCUSDT"
-    for bad in ("", "BTC USDT", "BTC/USDT", "X" * 21, "btc*", "a:b"):
+    for bad in ("", "BTC USDT", "/", "X" * 21, "btc*", "a:b", "..", "-", "_", "btcusdtı", "ＢＴＣ"):
         with pytest.raises(SymbolError, match="e.g. BTCUSDT"):
             normalize_symbol(bad)
 
@@ -114,3 +115,30 @@ def test_parse_never_crashes_and_valid_names_are_safe(text: str) -> None:
     # Anything accepted is safe to embed in a Redis key and a Binance SUBSCRIBE.
     assert not any(c in spec.name for c in " \r\n\t*?[]{}\"'\\")
     assert spec.name == text
+
+
+HOSTILE = ["btcusdt\n@trade", "btcusdt@trade\n", "btcusdt@kline_1m@+08:00\n", "..@trade", "-@trade", "_@aggTrade",
+           "btcusdt@depth５", "btcusdt@depth²", "btcusdt@depth05", "btcusdt@depth020@100ms", "btcusdt@kline_1m@",
+           "btcusdt@kline_1m@+0８:00", "bt\u0131@trade", "btcusdt@trade\x00", " btcusdt@trade", "btcusdt@ticker_1h\n"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_are_refused(name: str) -> None:
+    with pytest.raises(StreamNameError, match="Allowed forms"):
+        parse_stream(name)
+
+
+_pieces = st.sampled_from(["btcusdt", "@", "trade", "aggTrade", "kline_1m", "@+08:00", "depth", "5", "10",
+                           "@100ms", "!miniTicker@arr", "ticker_1h", "\n", "５", "²", ".", "-", "ı", " ", "\x00"])
+
+
+@given(st.one_of(st.text(max_size=70), st.lists(_pieces, max_size=8).map("".join)))
+def test_every_accepted_name_is_safe_and_round_trips(name: str) -> None:
+    from binance_common.streams import STREAM_CHARS_RE
+
+    try:
+        spec = parse_stream(name)
+    except StreamNameError:
+        return
+    assert STREAM_CHARS_RE.fullmatch(spec.name) and spec.name == name
+    assert parse_stream(spec.name) == spec

@@ -92,8 +92,11 @@ REFUSALS = [
     ("@trade", "symbol part '' must be lowercase letters/digits, e.g. btcusdt"),
     ("btcusdt@kline_2m", f"kline interval '2m' is not one of {INTERVALS_TEXT}"),
     ("btcusdt@kline_", f"kline interval '' is not one of {INTERVALS_TEXT}"),
-    ("btcusdt@kline_1m@+8", "kline timezone '+8' must look like +08:00 or -05:00"),
-    ("btcusdt@kline_1m@+15:00", "kline timezone '+15:00' must look like +08:00 or -05:00"),
+    ("btcusdt@kline_1m@+8", "kline timezone '+8' must look like +08:00 or -05:00 (from -12:00 to +14:00)"),
+    ("btcusdt@kline_1m@+15:00", "kline timezone '+15:00' must look like +08:00 or -05:00 (from -12:00 to +14:00)"),
+    ("btcusdt@kline_1m@-12:01", "kline timezone '-12:01' must look like +08:00 or -05:00 (from -12:00 to +14:00)"),
+    ("btcusdt@kline_1m@+14:01", "kline timezone '+14:01' must look like +08:00 or -05:00 (from -12:00 to +14:00)"),
+    ("btcusdt@kline_1m@", "kline timezone '' must look like +08:00 or -05:00 (from -12:00 to +14:00)"),
     ("btcusdt@ticker_2h", f"rolling window must be one of {WINDOWS_TEXT}"),
     ("btcusdt@depth@500ms", "depth speed must be @100ms or omitted (1000 ms)"),
     ("btcusdt@depth5@1000ms", "depth speed must be @100ms or omitted (1000 ms)"),
@@ -133,11 +136,12 @@ def test_normalize_symbol_messages() -> None:
         normalize_symbol(None)  # type: ignore[arg-type]
     assert str(e.value) == "symbol must be a string such as BTCUSDT"
     with pytest.raises(SymbolError) as e:
-        normalize_symbol("BTC/USDT")
+        normalize_symbol("BTC USDT")
     assert str(e.value) == (
-        "invalid symbol 'BTC/USDT': use the pair's letters and digits without separators, "
+        "invalid symbol 'BTC USDT': use the pair's letters and digits without separators, "
         "e.g. BTCUSDT (1-20 characters: A-Z 0-9 - _ .)"
     )
+    assert normalize_symbol("BTC/USDT") == normalize_symbol(" btc/usdt ") == "BTCUSDT"  # as people write it
 
 
 def test_normalize_symbol_keeps_allowed_punctuation_and_length() -> None:
@@ -218,7 +222,7 @@ def test_build_kline_refusals() -> None:
     with pytest.raises(StreamNameError) as e:
         build_stream("kline", "BTCUSDT", interval="1m", timezone="+8")
     assert str(e.value) == refusal(
-        "btcusdt@kline_1m@+8", "kline timezone '+8' must look like +08:00 or -05:00"
+        "btcusdt@kline_1m@+8", "kline timezone '+8' must look like +08:00 or -05:00 (from -12:00 to +14:00)"
     )
 
 
@@ -281,8 +285,9 @@ def test_build_refuses_a_bad_symbol_with_the_symbol_message() -> None:
 
 # --- build then parse: the round trip keeps every part ----------------------------------------------------------
 
-symbols = st.from_regex(r"[A-Za-z0-9._-]{1,20}", fullmatch=True)
-timezones = st.none() | st.from_regex(r"[+-](0[0-9]|1[0-4]):[0-5][0-9]", fullmatch=True)
+symbols = st.from_regex(r"(?=[A-Za-z0-9._-]*[A-Za-z0-9])[A-Za-z0-9._-]{1,20}", fullmatch=True)
+timezones = st.none() | st.from_regex(r"\+(0[0-9]|1[0-3]):[0-5][0-9]|\+14:00|-(0[0-9]|1[01]):[0-5][0-9]|-12:00",
+                                      fullmatch=True)
 
 
 @given(symbol=symbols, interval=st.sampled_from(KLINE_INTERVALS), timezone=timezones)
