@@ -29,7 +29,15 @@ from starlette.routing import BaseRoute, Route
 
 from binance_common.settings import Settings
 
-from .auth import BearerAuthMiddleware, auth_token, check_bind, transport_security
+from .auth import (
+    BearerAuthMiddleware,
+    HostGuardMiddleware,
+    auth_token,
+    check_bind,
+    host_policy,
+    static_token_authenticator,
+    transport_security,
+)
 from .runtime import Runtime, default_holder
 from .server import build_server
 
@@ -90,8 +98,13 @@ def create_app(
     )
     sse = mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=security, host=settings.http_host)
 
+    token = auth_token(settings)
+    authenticate = static_token_authenticator(token) if token else None
+
     async def healthz(request: Request) -> JSONResponse:
         code, body = await health(rt, stateless=stateless)
+        if authenticate is not None and await authenticate(request.scope) is not None:
+            body = {"status": body.get("status")}  # with authentication on: host, pids, ids only with a credential
         return JSONResponse(body, status_code=code)
 
     @contextlib.asynccontextmanager
@@ -104,8 +117,9 @@ def create_app(
             await rt.stop()
 
     routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"]), *streamable.routes, *sse.routes]
-    token = auth_token(settings)
-    middleware = [Middleware(BearerAuthMiddleware, token=token)] if token else []
+    middleware = [Middleware(HostGuardMiddleware, policy=host_policy(settings))]
+    if authenticate is not None:
+        middleware.append(Middleware(BearerAuthMiddleware, authenticate=authenticate))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.runtime = rt
     app.state.mcp = mcp

@@ -79,7 +79,8 @@ async def test_stdio_and_http_share_one_daemon_and_it_unsubscribes_when_both_lap
 
 
 async def test_killing_and_restarting_a_front_end_loses_nothing(redis_server, r, keys, namespace, front_ends) -> None:
-    env = mcp_env(redis_server.url, namespace)
+    # a restart within the lease TTL keeps the pool's subscription (the TTL must outlast a process start)
+    env = mcp_env(redis_server.url, namespace, BINANCE_MCP_LEASE_TTL_S="20")
     async with FakeDaemon(r, keys) as daemon:
         first = await HttpFrontEnd(env).start()
         front_ends.append(first)
@@ -159,7 +160,8 @@ async def test_cli_http_token_file_and_workers(redis_server, r, keys, namespace,
         fe = await HttpFrontEnd(env, "--workers", "2", "--replica-id", "edge").start()
         front_ends.append(fe)
         async with httpx.AsyncClient(base_url=fe.url) as h:
-            health = (await h.get("/healthz")).json()
+            assert (await h.get("/healthz")).json() == {"status": "ok"}  # no credential: the status only
+            health = (await h.get("/healthz", headers={"Authorization": "Bearer file-token-123"})).json()
             assert health["replica"].startswith("edge-w") and health["daemon"]["alive"] is True
             assert (await h.post("/mcp", json={})).status_code == 401
         authed = httpx2.AsyncClient(headers={"Authorization": "Bearer file-token-123"}, timeout=30)

@@ -116,6 +116,28 @@ def test_bind_rules(settings_factory) -> None:
     check_bind(settings_factory(http_host="192.168.1.5", auth_token="x" * 32))
     with pytest.raises(StartupError):
         create_app(settings_factory(http_host="10.1.2.3"))
+    for wildcard in ("0", "::0", "0.0.0.0.", "0:0:0:0:0:0:0:0", "[::]"):  # every interface, however spelt
+        with pytest.raises(StartupError, match="BINANCE_MCP_AUTH_TOKEN"):
+            check_bind(settings_factory(http_host=wildcard))
+        with pytest.raises(StartupError, match="BINANCE_MCP_ALLOWED_HOSTS"):
+            check_bind(settings_factory(http_host=wildcard, auth_token="x" * 32))
+    check_bind(settings_factory(http_host="localhost"))
+    check_bind(settings_factory(http_host="127.0.0.2"))
+
+
+def test_host_policy_matches_names_case_insensitively_and_without_a_port(settings_factory) -> None:
+    from binance_mcp.auth import host_policy
+
+    p = host_policy(settings_factory(http_host="0.0.0.0", auth_token="x" * 32,
+                                     allowed_hosts=["MCP.Example.com:*", "api.example.org:8443"]))
+    for ok in ("mcp.example.com", "MCP.EXAMPLE.COM:443", "mcp.example.com:8765", "api.example.org:8443",
+               "localhost:9", "127.0.0.1", "[::1]:5"):
+        assert p.host_ok(ok), ok
+    for bad in ("evil.example", "mcp.example.com.evil:1", "api.example.org", "api.example.org:1", "", None,
+                "0.0.0.0:8765"):
+        assert not p.host_ok(bad), bad
+    assert p.origin_ok(None) and p.origin_ok("https://MCP.example.com") and p.origin_ok("http://localhost:3000")
+    assert p.origin_ok("https://api.example.org:8443") and not p.origin_ok("https://evil.example")
 
 
 async def test_dns_rebinding_protection(settings) -> None:
@@ -128,6 +150,19 @@ async def test_dns_rebinding_protection(settings) -> None:
         assert resp.status_code == 403
         resp = await http.get("/sse", headers={"Host": "evil.example"})
         assert resp.status_code == 421
+        resp = await http.get("/healthz", headers={"Host": "evil.example"})  # no reading pids from a rebinding page
+        assert resp.status_code == 421
+        resp = await http.get("/healthz", headers={"Host": "LOCALHOST"})
+        assert resp.status_code in (200, 503) and "replica" in resp.json()  # no auth configured: all details
+
+
+async def test_healthz_answers_only_the_status_without_a_credential(settings_factory, redis_server) -> None:
+    s = settings_factory(redis_url=redis_server.url, auth_token="t0ken-t0ken")
+    async with ServeApp(create_app(s)) as srv, httpx.AsyncClient(base_url=srv.url) as http:
+        assert (await http.get("/healthz")).json() == {"status": "degraded"}
+        assert (await http.get("/healthz", headers={"Authorization": "Bearer nope"})).json() == {"status": "degraded"}
+        full = (await http.get("/healthz", headers={"Authorization": "Bearer t0ken-t0ken"})).json()
+        assert full["status"] == "degraded" and full["redis"]["ok"] is True and "replica" in full
 
 
 async def test_listen_on_replica_a_hears_updates_whichever_replica_subscribed(settings, daemon, r, keys) -> None:
