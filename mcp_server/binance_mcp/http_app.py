@@ -38,6 +38,7 @@ from .auth import (
     static_token_authenticator,
     transport_security,
 )
+from .oauth import auth_settings, jwt_authenticator, oauth_enabled, oauth_middleware, verifier_for
 from .runtime import Runtime, default_holder
 from .server import build_server
 
@@ -83,11 +84,13 @@ def create_app(
     settings: Settings, *, stateless: bool = True, runtime: Runtime | None = None, replica_id: str | None = None
 ) -> Starlette:
     """The ASGI app of one replica. Raises :class:`~binance_mcp.auth.StartupError` on an unsafe bind."""
-    check_bind(settings)
+    oauth = oauth_enabled(settings)
+    check_bind(settings, oauth=oauth)
     rt = runtime or Runtime(settings, holder=replica_id or f"http-{default_holder()}", transport="http")
     rt.transport = "http"
     rt.leases.renew_pool = True
-    mcp = build_server(rt)
+    verifier = verifier_for(settings) if oauth else None
+    mcp = build_server(rt, token_verifier=verifier, auth=auth_settings(settings) if oauth else None)
     security = transport_security(settings)
     streamable = mcp.streamable_http_app(
         streamable_http_path="/mcp",
@@ -100,6 +103,8 @@ def create_app(
 
     token = auth_token(settings)
     authenticate = static_token_authenticator(token) if token else None
+    if verifier is not None:
+        authenticate = jwt_authenticator(verifier)
 
     async def healthz(request: Request) -> JSONResponse:
         code, body = await health(rt, stateless=stateless)
@@ -118,7 +123,9 @@ def create_app(
 
     routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"]), *streamable.routes, *sse.routes]
     middleware = [Middleware(HostGuardMiddleware, policy=host_policy(settings))]
-    if authenticate is not None:
+    if verifier is not None:  # the SDK's OAuth middleware; its routes check the token and the scopes
+        middleware += oauth_middleware(verifier, settings)
+    elif authenticate is not None:
         middleware.append(Middleware(BearerAuthMiddleware, authenticate=authenticate))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.runtime = rt
@@ -179,7 +186,7 @@ def serve_workers(settings: Settings, workers: int, stateless: bool = True, repl
     """Run ``workers`` replica processes on one listening socket (uvicorn's supervisor restarts dead ones)."""
     from uvicorn.supervisors import Multiprocess
 
-    check_bind(settings)  # fail in the parent, with the message, before any worker starts
+    check_bind(settings, oauth=oauth_enabled(settings))  # fail in the parent, with the message, first
     sock = bind_socket(settings.http_host, settings.http_port)
     os.environ["BINANCE_MCP_HTTP_HOST"] = settings.http_host  # the workers read their settings from the env
     os.environ["BINANCE_MCP_HTTP_PORT"] = str(sock.getsockname()[1])

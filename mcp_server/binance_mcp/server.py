@@ -22,11 +22,12 @@ search_symbols / get_symbol_info rather than exchange dumps; get_all_* tools ran
 (their `hint` says how to get more)."""
 
 
-def build_server(rt: Runtime, *, subscriptions: Any = None) -> MCPServer:
+def build_server(rt: Runtime, *, subscriptions: Any = None, token_verifier: Any = None, auth: Any = None) -> MCPServer:
     """An MCPServer whose tools use ``rt`` (which the caller starts and stops).
 
     ``subscriptions`` overrides the replica's Redis-backed bus (tests); resource updates reach clients of
-    both protocol eras (``subscriptions/listen`` and ``resources/subscribe``).
+    both protocol eras (``subscriptions/listen`` and ``resources/subscribe``). ``token_verifier`` and
+    ``auth``: the OAuth resource server (:mod:`oauth`), HTTP only.
     """
     bus = subscriptions if subscriptions is not None else rt.bus
     mcp: MCPServer = MCPServer(
@@ -36,6 +37,8 @@ def build_server(rt: Runtime, *, subscriptions: Any = None) -> MCPServer:
         version=__version__,
         subscriptions=bus,
         log_level="WARNING",  # only applies when nothing configured logging (the CLI does, to stderr)
+        token_verifier=token_verifier,
+        auth=auth,
     )
     from . import market_tools, prompts, resources, stream_tools
     from . import subscriptions as subs

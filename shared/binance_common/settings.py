@@ -101,6 +101,15 @@ class Settings(BaseSettings):
     auth_token: SecretStr | None = Field(None, description="Bearer token for the HTTP transport.")
     allowed_hosts: CsvList = Field(default_factory=list, description="Extra Host headers to accept.")
     exchange_info_ttl_s: float = Field(300.0, ge=0, description="Shared exchangeInfo cache lifetime.")
+    oauth_issuer: str | None = Field(None, description=(
+        "OAuth 2.1 authorization server (issuer URL) whose JWT access tokens the HTTP front end accepts."))
+    oauth_resource: str | None = Field(None, description=(
+        "This server's public MCP URL (the tokens' audience), e.g. https://mcp.example.com/mcp."))
+    oauth_jwks_url: str | None = Field(None, description="JWKS URL of the issuer (default <issuer>/.well-known/jwks.json).")
+    oauth_required_scopes: CsvList = Field(default_factory=lambda: ["market:read"], description=(
+        "Scopes every access token must carry."))
+    oauth_algorithms: CsvList = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"], description=(
+        "JWT signature algorithms accepted."))
 
     @field_validator("rest_base_url", "ws_base_url")
     @classmethod
@@ -110,7 +119,8 @@ class Settings(BaseSettings):
             raise ValueError(f"URL must start with http(s):// or ws(s)://, got {v!r}")
         return v
 
-    @field_validator("streams", "order_book_symbols", "allowed_hosts", mode="before")
+    @field_validator("streams", "order_book_symbols", "allowed_hosts", "oauth_required_scopes", "oauth_algorithms",
+                     mode="before")
     @classmethod
     def _split_csv(cls, v: Any) -> Any:
         if isinstance(v, str) and v.strip().startswith("["):
@@ -158,6 +168,13 @@ class Settings(BaseSettings):
         if path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _oauth_complete(self) -> Settings:
+        if self.oauth_issuer and not self.oauth_resource:
+            raise ValueError("BINANCE_MCP_OAUTH_ISSUER needs BINANCE_MCP_OAUTH_RESOURCE: this server's public MCP "
+                             "URL, e.g. https://mcp.example.com/mcp (the access tokens' audience)")
+        return self
 
     @property
     def embedded(self) -> bool:

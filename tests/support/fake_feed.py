@@ -173,9 +173,10 @@ class Replica:
 class ServeApp:
     """Run an ASGI app with uvicorn in this event loop on a free loopback port (``url`` once entered)."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1") -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         self.app = app
         self.host = host
+        self.port = port
         self.url = ""
         self._task: asyncio.Task[None] | None = None
 
@@ -184,7 +185,7 @@ class ServeApp:
 
         from binance_mcp.http_app import bind_socket
 
-        sock = bind_socket(self.host, 0)
+        sock = bind_socket(self.host, self.port)
         port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, lifespan="on", log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=2)
