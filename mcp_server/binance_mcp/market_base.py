@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from binance_common.errors import InvalidSymbolError
+from binance_common.errors import BinanceError, InvalidSymbolError
 from binance_common.streams import normalize_symbol
 from binance_common.timeutil import now_ms
 
@@ -30,6 +30,7 @@ PRICE_ROWS = (100, 1000)
 BOOK_TICKER_ROWS = (50, 500)
 TICKER_ROWS = (20, 200)
 MULTI_SYMBOLS_MAX = 100  # Binance's cap on `symbols` per request
+MAX_ID = 10**18  # trade and aggregate trade ids are int64 on Binance; anything above is a typo
 BATCH_SYMBOLS_MAX = 200  # tradingDay/rolling tickers by quote asset: at most 2 requests of 100 (weight 200 each)
 
 Interval = Literal["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M"]
@@ -68,6 +69,19 @@ class Market:
                 if better is not None:
                     raise better from e
             raise
+
+    async def symbol(self, symbol: str) -> str:
+        """The symbol as Binance lists it: ``BTC/USDT``, ``btc-usdt``, ``BTC_USDT`` and ``btcusdt`` all mean
+        BTCUSDT when exchangeInfo lists BTCUSDT (separators are only looked up when present)."""
+        sym = normalize_symbol(symbol)
+        if not any(c in sym for c in "-_."):
+            return sym
+        try:
+            known = (await directory(self.rt).snapshot()).symbols
+        except BinanceError:
+            return sym
+        bare = sym.replace("-", "").replace("_", "").replace(".", "")
+        return bare if sym not in known and bare in known else sym
 
     @staticmethod
     def rest_meta() -> dict[str, Any]:

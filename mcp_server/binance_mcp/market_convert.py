@@ -26,7 +26,7 @@ from .market_models import (
 Q8 = Decimal("0.00000001")
 Q4 = Decimal("0.0001")
 MIN_PLAUSIBLE_MS = 10**11  # 1973-03-03 in ms; smaller values are almost certainly seconds
-_TZ_RE = re.compile(r"^([+-]?)(\d{1,2})(?::(\d{2}))?$")
+_TZ_RE = re.compile(r"([+-]?)([0-9]{1,2})(?::([0-9]{2}))?")
 _WINDOW_RE = re.compile(r"^(?:([1-9]|[1-5]\d)m|([1-9]|1\d|2[0-3])h|([1-7])d)$")
 
 
@@ -82,7 +82,10 @@ def parse_time_ms(value: int | str | None, name: str) -> int | None:
     if isinstance(value, bool):
         raise ValueError(f"{name} must be ms since the epoch or an ISO-8601 date/time, not a boolean")
     text = str(value).strip()
-    if re.fullmatch(r"-?\d+", text):
+    if re.fullmatch(r"-?[0-9]+", text):
+        if len(text) > 16:
+            raise ValueError(f"{name}={text[:20]}... is out of range: pass ms since the epoch (13 digits, e.g. "
+                             "1700000000000) or an ISO-8601 time")
         ms = int(text)
         if ms < 0:
             raise ValueError(f"{name} must not be negative")
@@ -91,7 +94,7 @@ def parse_time_ms(value: int | str | None, name: str) -> int | None:
                 f"{name}={ms} looks like seconds (or is before 1973); pass milliseconds since the epoch "
                 f"(e.g. {ms * 1000}) or an ISO-8601 time such as 2024-01-01T00:00:00Z"
             )
-        return ms
+        return _bounded(ms, name)
     try:
         dt = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError as e:
@@ -101,7 +104,20 @@ def parse_time_ms(value: int | str | None, name: str) -> int | None:
         ) from e
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
+    ms = int(dt.timestamp() * 1000)
+    if ms < 0:
+        raise ValueError(f"{name} must not be before 1970-01-01")
+    return _bounded(ms, name)
+
+
+MAX_PLAUSIBLE_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+
+
+def _bounded(ms: int, name: str) -> int:
+    if ms > MAX_PLAUSIBLE_MS:
+        raise ValueError(f"{name}={ms} is after 2100-01-01: pass ms since the epoch (e.g. 1700000000000) or an "
+                         "ISO-8601 time")
+    return ms
 
 
 def check_time_range(start: int | None, end: int | None) -> None:
@@ -111,7 +127,7 @@ def check_time_range(start: int | None, end: int | None) -> None:
 
 def check_time_zone(tz: str) -> str:
     """Binance's timeZone: hours, or hours:minutes, within -12:00 .. +14:00 (e.g. 0, 8, -5, 05:45, +08:00)."""
-    m = _TZ_RE.match(tz.strip())
+    m = _TZ_RE.fullmatch(tz.strip()) if tz.isascii() else None
     if not m:
         raise ValueError(f"invalid time_zone {tz!r}: use hours or hours:minutes, e.g. 0, 8, -5, +05:30, 05:45")
     sign, hh, mm = m.group(1), int(m.group(2)), int(m.group(3) or 0)

@@ -105,7 +105,7 @@ def _register_prices(mcp: MCPServer, rt: Runtime, m: Market) -> None:
     async def get_price(symbol: SymbolArg, source: SourceArg = "auto") -> Annotated[CallToolResult, Price]:
         """Latest traded price of one symbol, exact. From the live feed (ticker or trade stream, age <= 5 s)
         when it has it, else GET /api/v3/ticker/price (weight 2). Many symbols: get_all_prices."""
-        sym = sym_of(symbol)
+        sym = await m.symbol(symbol)
         low = sym.lower()
         streams = [f"{low}@ticker", f"{low}@miniTicker", f"{low}@trade", f"{low}@aggTrade"]
 
@@ -146,7 +146,7 @@ def _register_prices(mcp: MCPServer, rt: Runtime, m: Market) -> None:
     async def get_book_ticker(symbol: SymbolArg, source: SourceArg = "auto") -> Annotated[CallToolResult, BookTicker]:
         """Best bid and ask (price, quantity) of one symbol with the spread. From the live bookTicker
         stream when fresh (age <= 5 s), else GET /api/v3/ticker/bookTicker (weight 2)."""
-        sym = sym_of(symbol)
+        sym = await m.symbol(symbol)
         stream = f"{sym.lower()}@bookTicker"
 
         async def from_feed() -> Any:
@@ -209,7 +209,7 @@ def _register_24hr(mcp: MCPServer, rt: Runtime, m: Market) -> None:
         """Rolling 24-hour statistics of one symbol: last, open, high, low, change and change %, volumes,
         trade count (FULL adds weighted average, previous close, best bid/ask). From the live ticker stream
         when fresh (age <= 5 s), else GET /api/v3/ticker/24hr (weight 2)."""
-        sym = sym_of(symbol)
+        sym = await m.symbol(symbol)
         low = sym.lower()
         streams = [f"{low}@ticker"] + ([f"{low}@miniTicker"] if type == "MINI" else [])
 
@@ -289,7 +289,7 @@ def _register_windows(mcp: MCPServer, rt: Runtime, m: Market) -> None:
     ) -> Annotated[CallToolResult, Ticker]:
         """Statistics of one symbol for the current trading day (since midnight in time_zone, UTC by
         default) rather than a rolling 24 h. GET /api/v3/ticker/tradingDay, weight 4."""
-        sym = sym_of(symbol)
+        sym = await m.symbol(symbol)
         d = await m.rest("/api/v3/ticker/tradingDay", {"symbol": sym, "timeZone": tz_param(time_zone), "type": type}, symbols=[sym])
         return respond(Ticker(**m.rest_meta(), window="trading_day", ticker=ticker_from_rest(d)))
 
@@ -322,7 +322,7 @@ def _register_windows(mcp: MCPServer, rt: Runtime, m: Market) -> None:
     ) -> Annotated[CallToolResult, Ticker]:
         """Price-change statistics of one symbol over a rolling window ending now. For 1h, 4h and 1d the live
         window-ticker stream answers when fresh; otherwise GET /api/v3/ticker (weight 4)."""
-        sym = sym_of(symbol)
+        sym = await m.symbol(symbol)
         w = check_window(window_size)
         stream = f"{sym.lower()}@ticker_{w}"
         f = None

@@ -30,6 +30,7 @@ from .freshness import iso_ms
 from .market_base import (
     BOOK_LEVELS,
     KLINES,
+    MAX_ID,
     READ_ONLY,
     SEARCH_ROWS,
     SYMBOL_ROWS,
@@ -43,7 +44,6 @@ from .market_base import (
     TimeArg,
     more_hint,
     plain,
-    sym_of,
 )
 from .market_convert import (
     agg_trade,
@@ -271,7 +271,7 @@ def _register_book_and_trades(mcp: MCPServer, rt: Runtime, m: Market) -> None:
         """Best bids and asks of a symbol (best first) with mid, spread (also in basis points) and the
         liquidity within band_pct of the mid. From the live local order book or partial-depth stream when
         fresh (age <= 5 s), else GET /api/v3/depth."""
-        sym = sym_of(symbol)
+        sym = await m.symbol(symbol)
         low = sym.lower()
 
         async def from_feed() -> Any:
@@ -310,7 +310,7 @@ def _register_book_and_trades(mcp: MCPServer, rt: Runtime, m: Market) -> None:
         """The most recent trades of a symbol, oldest first, with a summary (volume, VWAP, taker buy/sell
         volume, high/low). From the live trade stream when it is live and complete, else GET /api/v3/trades
         (weight 25)."""
-        sym = sym_of(symbol)
+        sym = await m.symbol(symbol)
         stream = f"{sym.lower()}@trade"
 
         async def from_feed() -> Any:
@@ -337,13 +337,13 @@ def _register_book_and_trades(mcp: MCPServer, rt: Runtime, m: Market) -> None:
     @tool_errors
     async def get_historical_trades(
         symbol: SymbolArg,
-        from_id: int | None = Field(None, ge=0, description="First trade id to return; omit for the most recent."),
+        from_id: int | None = Field(None, ge=0, le=MAX_ID, description="First trade id to return; omit for the most recent."),
         limit: int = Field(TRADES[0], ge=1, le=TRADES[1], description="Trades to return."),
     ) -> Annotated[CallToolResult, TradeList]:
         """Older trades of a symbol by trade id (GET /api/v3/historicalTrades, weight 25), oldest first, with
         a summary. Page forward with next_from_id, backward with from_id = first id - limit. Not offered by
         the data-api.binance.vision endpoint."""
-        sym = sym_of(symbol)
+        sym = await m.symbol(symbol)
         raw = await m.rest("/api/v3/historicalTrades", {"symbol": sym, "limit": limit, "fromId": from_id}, symbols=[sym])
         rows = [trade_from_rest(d) for d in raw]
         return respond(
@@ -358,7 +358,7 @@ def _register_book_and_trades(mcp: MCPServer, rt: Runtime, m: Market) -> None:
     @tool_errors
     async def get_aggregate_trades(
         symbol: SymbolArg,
-        from_id: int | None = Field(None, ge=0, description="First aggregate trade id (inclusive)."),
+        from_id: int | None = Field(None, ge=0, le=MAX_ID, description="First aggregate trade id (inclusive)."),
         start_time: TimeArg = None,
         end_time: TimeArg = None,
         limit: int = Field(TRADES[0], ge=1, le=TRADES[1], description="Aggregate trades to return."),
@@ -367,7 +367,7 @@ def _register_book_and_trades(mcp: MCPServer, rt: Runtime, m: Market) -> None:
         """Compressed trades (fills of one taker order at one price merged), oldest first, with a summary.
         Select by from_id, or by start_time/end_time (inclusive), or neither for the most recent (then the
         live aggTrade stream answers when complete). GET /api/v3/aggTrades, weight 4."""
-        sym = sym_of(symbol)
+        sym = await m.symbol(symbol)
         start, end = parse_time_ms(start_time, "start_time"), parse_time_ms(end_time, "end_time")
         check_time_range(start, end)
         if from_id is not None and (start is not None or end is not None):
@@ -406,7 +406,7 @@ def _register_book_and_trades(mcp: MCPServer, rt: Runtime, m: Market) -> None:
     async def get_average_price(symbol: SymbolArg, source: SourceArg = "auto") -> Annotated[CallToolResult, AvgPrice]:
         """Binance's current average price of a symbol (volume-weighted over the last `mins` minutes, 5 on
         Spot). From the live avgPrice stream when fresh, else GET /api/v3/avgPrice (weight 2)."""
-        sym = sym_of(symbol)
+        sym = await m.symbol(symbol)
         stream = f"{sym.lower()}@avgPrice"
 
         async def from_feed() -> Any:
@@ -430,7 +430,7 @@ def _register_klines(mcp: MCPServer, rt: Runtime, m: Market) -> None:
     async def klines(
         ui: bool, symbol: str, interval: str, start_time: Any, end_time: Any, time_zone: str, limit: int
     ) -> CallToolResult:
-        sym = sym_of(symbol)
+        sym = await m.symbol(symbol)
         start, end = parse_time_ms(start_time, "start_time"), parse_time_ms(end_time, "end_time")
         check_time_range(start, end)
         tz = check_time_zone(time_zone)

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
 from pydantic import Field
 
-from binance_common.streams import KLINE_INTERVALS, normalize_symbol
+from binance_common.streams import KLINE_INTERVALS, SymbolError, normalize_symbol
 
 from .runtime import Runtime
+
+INVALID_PARAMS = -32602  # JSON-RPC: the prompt's arguments are wrong; the message says what is allowed
+
+
+def _symbol(symbol: str) -> str:
+    try:
+        return normalize_symbol(symbol)
+    except SymbolError as e:
+        raise MCPError(INVALID_PARAMS, f"invalid argument symbol: {e}") from None
 
 
 def register(mcp: MCPServer, rt: Runtime) -> None:
     @mcp.prompt(name="market_overview", title="Market overview of a symbol")
     def market_overview(symbol: str = Field(description="Trading pair, e.g. BTCUSDT.")) -> str:
         """Summarise price, 24 h change, spread and liquidity of one symbol from REST and the live feed."""
-        sym = normalize_symbol(symbol)
+        sym = _symbol(symbol)
         low = sym.lower()
         return f"""Give a concise market overview of {sym} on Binance Spot.
 
@@ -34,9 +44,10 @@ def register(mcp: MCPServer, rt: Runtime) -> None:
         interval: str = Field("1m", description=f"Kline interval: {' '.join(KLINE_INTERVALS)}."),
     ) -> str:
         """Follow a symbol's trades and candles live, reading only what is new each time."""
-        sym = normalize_symbol(symbol)
+        sym = _symbol(symbol)
         if interval not in KLINE_INTERVALS:
-            raise ValueError(f"interval must be one of {' '.join(KLINE_INTERVALS)}")
+            raise MCPError(INVALID_PARAMS, f"invalid argument interval {interval[:20]!r}: use one of "
+                           f"{' '.join(KLINE_INTERVALS)} (case-sensitive: 1m is a minute, 1M a month)")
         low = sym.lower()
         return f"""Watch {sym} live and report notable moves.
 

@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
+MAX_RETRY_AFTER_S = 3 * 24 * 3600.0  # Binance's longest IP ban is 3 days: no wait is ever longer
+
+
+def retry_after_s(headers: Mapping[str, str], default_s: float) -> float:
+    """``Retry-After`` in seconds (Binance sends integer seconds), clamped to [0, 3 days]; ``default_s`` when
+    absent or unreadable (``inf``, ``nan``, dates)."""
+    v = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        s = float(v) if v is not None else default_s
+    except ValueError:
+        return default_s
+    if not math.isfinite(s):
+        return default_s
+    return min(MAX_RETRY_AFTER_S, max(0.0, s))
+
 
 class BinanceError(Exception):
     """Base of every Binance-related failure. ``str(e)`` is a message an agent can act on."""

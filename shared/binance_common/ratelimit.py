@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from .errors import InvalidParameterError, IPBannedError, RateLimitedError
+from .errors import InvalidParameterError, IPBannedError, RateLimitedError, retry_after_s
 from .keys import Keys
 from .settings import Settings
 
@@ -116,12 +116,8 @@ def used_weight_header(headers: Mapping[str, str]) -> int | None:
 
 
 def retry_after_header(headers: Mapping[str, str], default_s: float) -> float:
-    """``Retry-After`` in seconds (Binance sends integer seconds), else ``default_s``."""
-    v = headers.get("retry-after") or headers.get("Retry-After")
-    try:
-        return max(0.0, float(v)) if v is not None else default_s
-    except ValueError:
-        return default_s
+    """``Retry-After`` in seconds (clamped to Binance's longest ban, 3 days), else ``default_s``."""
+    return retry_after_s(headers, default_s)
 
 
 class LocalBudget:

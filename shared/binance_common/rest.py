@@ -27,6 +27,7 @@ from .errors import (
     RateLimitedError,
     ServerError,
     TransportError,
+    retry_after_s,
 )
 from .settings import Settings
 from .weights import request_weight
@@ -71,10 +72,7 @@ def decode_json(content: bytes) -> Any:
 
 
 def _retry_after_s(headers: Mapping[str, str], default: float) -> float:
-    try:
-        return max(0.0, float(headers.get("retry-after", default)))
-    except ValueError:
-        return default
+    return retry_after_s(headers, default)
 
 
 def map_error(status: int, headers: Mapping[str, str], content: bytes, path: str) -> BinanceError:

@@ -563,3 +563,20 @@ async def test_embedded_mode_on_fakeredis_without_lua(settings_factory, sim: Bin
         assert rt.governor.lua is False
     finally:
         await rt.stop()
+
+
+async def test_symbols_as_people_type_them(rt: Runtime, sim: BinanceSim) -> None:
+    """BTC/USDT, btc-usdt, BTC_USDT and btcusdt all mean BTCUSDT when exchangeInfo lists it."""
+    sim.faults.pause()
+    async with client_for(rt) as c:
+        prices = {await _price(c, s) for s in ("BTC/USDT", "btc-usdt", "BTC_USDT", "btcusdt")}
+        assert len(prices) == 1
+        assert {q.get("symbol") for p, q in sim.rest.requests if p == "ticker/price"} == {"BTCUSDT"}
+        text = await call_error(c, "get_price", {"symbol": "NOSUCH-PAIR"})
+        assert "NOSUCH-PAIR" in text or "NOSUCHPAIR" in text
+
+
+async def _price(c: Client, symbol: str) -> str:
+    out = await call(c, "get_price", {"symbol": symbol, "source": "rest"})
+    assert out["symbol"] == "BTCUSDT"
+    return str(out["price"])

@@ -296,3 +296,15 @@ async def test_unreachable_proxy_is_a_clear_transport_error(settings_factory) ->
     async with BinanceRest(settings) as api:
         with pytest.raises(TransportError, match="BINANCE_MCP_PROXY"):
             await api.get("/api/v3/ping")
+
+
+def test_retry_after_is_clamped_to_binances_longest_ban() -> None:
+    from binance_common.errors import MAX_RETRY_AFTER_S, retry_after_s
+
+    assert retry_after_s({"Retry-After": "7"}, 60) == 7.0
+    assert retry_after_s({"retry-after": "inf"}, 60) == 60  # unreadable: the default, never OverflowError
+    assert retry_after_s({"retry-after": "nan"}, 60) == 60
+    assert retry_after_s({"retry-after": "1e300"}, 60) == MAX_RETRY_AFTER_S == 3 * 24 * 3600
+    assert retry_after_s({"retry-after": "-5"}, 60) == 0.0
+    assert retry_after_s({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 60) == 60
+    assert retry_after_s({}, 12.5) == 12.5

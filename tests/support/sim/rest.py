@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import defaultdict
 from decimal import Decimal
@@ -149,7 +150,7 @@ class RestApi:
         sym = q.get("symbol")
         if not sym:
             raise ApiError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
-        if not sym.isalnum() or sym != sym.upper():
+        if not re.fullmatch(r"[A-Z0-9\-_.]{1,20}", sym):  # Binance's own legal range
             raise ApiError(-1100, "Illegal characters found in parameter 'symbol'; legal range is "
                            "'^[A-Z0-9-_.]{1,20}$'.")
         m = self.sim.markets.get(sym)
