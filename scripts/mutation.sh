@@ -36,7 +36,7 @@ cp pyproject.toml "$work/"
   printf 'source_paths = ["src/"]\nonly_mutate = ['
   for n in "${names[@]}"; do printf '"src/%s", ' "${MODULES[$n]}"; done
   printf ']\npytest_add_cli_args_test_selection = ["tests/unit"]\n'
-  printf 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+  printf 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-o", "timeout=20"]\n'
 } >> "$work/pyproject.toml"
 cd "$work"
 echo "== mutmut in $work on: ${names[*]}"

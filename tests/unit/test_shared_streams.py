@@ -142,3 +142,13 @@ def test_every_accepted_name_is_safe_and_round_trips(name: str) -> None:
         return
     assert STREAM_CHARS_RE.fullmatch(spec.name) and spec.name == name
     assert parse_stream(spec.name) == spec
+
+
+def test_partial_depth_needs_its_levels() -> None:
+    from binance_common.streams import build_stream
+
+    with pytest.raises(StreamNameError) as ei:
+        build_stream("partialDepth", "BTCUSDT")
+    assert str(ei.value) == "a partialDepth stream needs levels: 5, 10 or 20 (without levels: kind depth)"
+    assert build_stream("depth", "BTCUSDT") == "btcusdt@depth"
+    assert build_stream("partialDepth", "BTCUSDT", levels=5) == "btcusdt@depth5"
