@@ -165,5 +165,23 @@ def check() -> None:
     typer.echo("healthy")
 
 
+@app.command("systemd-unit")
+def systemd_unit(user: str = typer.Option("", help="Run as this account (default: a dynamic user)."),
+                 env_file: str = typer.Option("/etc/binance-streamd.env", help="Settings file the unit reads.")) -> None:
+    """Print a systemd unit for this install (the right ExecStart for this venv):
+    binance-streamd systemd-unit | sudo tee /etc/systemd/system/binance-streamd.service"""
+    import os
+    import shutil
+
+    from . import systemd
+
+    exe = shutil.which("binance-streamd")
+    argv0 = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if argv0.endswith("binance-streamd"):
+        exe = argv0
+    exec_start = exe or f"{os.path.realpath(sys.executable)} -m binance_streamd"
+    typer.echo(systemd.unit_text(exec_start, user=user or None, env_file=env_file), nl=False)
+
+
 def main() -> None:
     app()

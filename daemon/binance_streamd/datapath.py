@@ -29,13 +29,14 @@ import redis.asyncio as aioredis
 from binance_common.errors import BinanceError
 from binance_common.feedstore import StatusRecord, StreamState, decode_history, encode_gap, entry_last_id
 from binance_common.keys import Keys
+from binance_common.streams import SYMBOL_RE as _SYMBOL_RE
 from binance_common.streams import StreamKind
 from binance_common.timeutil import now_ms
 
 from .catchup import GapRecord, Record, TradeSource, plan_fill
 from .restqueue import Priority, RestQueue
 from .sequence import NEW, StreamSequencer
-from .writer import BACKFILL, GAP, RedisWriter
+from .writer import BACKFILL, GAP, LATEST, RedisWriter
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Stream:
     fill_until: int | None = None  # the last id the asked-for fill must reach (None: the present)
     fill_task: asyncio.Task[None] | None = None
     acked: bool = False  # the current connection acknowledged this stream
+    fanout: str | None = None  # all-market array streams: the per-symbol stream suffix each element updates
 
     @property
     def trades(self) -> bool:
@@ -105,7 +107,11 @@ class DataPath:
         self._sources: dict[str, TradeSource] = {}
 
     def new_stream(self, name: str, kind: StreamKind) -> Stream:
-        st = Stream(name, kind, StreamSequencer(name))
+        st = Stream(name, kind, StreamSequencer(name), reason="waiting for Binance to acknowledge the subscription")
+        if kind is StreamKind.ALL_MINI_TICKERS:
+            st.fanout = "@miniTicker"
+        elif kind is StreamKind.ALL_ROLLING_TICKERS:
+            st.fanout = "@ticker_" + name[len("!ticker_"):-len("@arr")]
         if st.trades:
             st.held, st.fill_wanted = [], True  # continuity is established by a catch-up at the first ack
         return st
@@ -188,6 +194,8 @@ class DataPath:
             self.writer.add(stream, payload, recv_ms)
             if stream in self.book_streams:
                 self.book_diff(self.book_streams[stream], obj, recv_ms)
+            elif st.fanout is not None:
+                self._fan_out(st.fanout, obj, recv_ms)
             return
         st.conn = conn.id
         self._accept(st, payload, obj, recv_ms, verdict)
@@ -218,6 +226,19 @@ class DataPath:
         self.writer.add(st.name, payload, recv_ms)
         if st.name in self.book_streams and isinstance(obj, dict):
             self.book_diff(self.book_streams[st.name], obj, recv_ms)
+        elif st.fanout is not None:
+            self._fan_out(st.fanout, obj, recv_ms)
+
+    def _fan_out(self, suffix: str, obj: Any, recv_ms: int) -> None:
+        """An all-market array (``!miniTicker@arr``, ``!ticker_<w>@arr``): each element becomes the latest value
+        of its symbol's own stream (``<s>@miniTicker``, ``<s>@ticker_<w>``), so stream-first answers cover
+        every symbol at no REST weight. Elements with no valid symbol are skipped."""
+        if not isinstance(obj, list):
+            return
+        for el in obj:
+            sym = el.get("s") if isinstance(el, dict) else None
+            if isinstance(sym, str) and _SYMBOL_RE.fullmatch(sym):
+                self.writer.add(sym.lower() + suffix, orjson.dumps(el), recv_ms, LATEST)
 
     def _hold(self, st: Stream, payload: bytes, obj: Any, recv_ms: int) -> None:
         held = st.held

@@ -77,7 +77,7 @@ return n
 """
 
 Message = tuple[str, bytes, int, int]  # stream, raw payload (or gap JSON), receive ms, kind
-LIVE, BACKFILL, GAP = 0, 1, 2
+LIVE, BACKFILL, GAP, LATEST = 0, 1, 2, 3  # LATEST: only the latest value (one element of an all-market array)
 _KIND_ARG = {LIVE: b"$1\r\n0\r\n", BACKFILL: b"$1\r\n1\r\n", GAP: b"$1\r\n2\r\n"}
 
 
@@ -381,15 +381,20 @@ class RedisWriter:
         newest: dict[str, tuple[bytes, int]] = {}
         runs: list[tuple[str, int, list[bytes]]] = []
         last: dict[str, tuple[str, int, list[bytes]]] = {}
+        announce: dict[str, None] = {}  # streams with new history entries, in order
         for stream, payload, recv_ms, kind in batch:
+            if kind == LATEST:  # no history entry, no announcement: the array stream itself has both
+                newest[stream] = (payload, recv_ms)
+                continue
             run = last.get(stream)
             if run is None or run[1] != kind:
                 run = last[stream] = (stream, kind, [])
                 runs.append(run)
             run[2].append(b"%d\n" % recv_ms + payload)
             if kind == LIVE:
+                announce[stream] = None
                 newest[stream] = (payload, recv_ms)
-        updates = "\n".join([*newest, *(f"book:{s}" for s in books)]).encode()
+        updates = "\n".join([*announce, *(f"book:{s}" for s in books)]).encode()
         hist, lat = self._hist_bulk, self._latest_bulk
         assert self._sha is not None
         leader_key, token = self.fence()
@@ -441,7 +446,13 @@ class RedisWriter:
         k = self.keys
         latest: dict[str, bytes] = {}
         pipe = self.redis.pipeline(transaction=False)
+        announce: set[str] = set()
         for stream, payload, recv_ms, kind in batch:
+            if kind == LATEST:
+                latest[stream] = b'{"r":%d,"d":' % recv_ms + payload + b"}"
+                continue
+            if kind == LIVE:
+                announce.add(stream)
             fields: dict[str, Any] = {F_GAP if kind == GAP else F_DATA: payload, F_RECV: recv_ms}
             if kind == BACKFILL:
                 fields[F_BACKFILL] = 1
@@ -452,7 +463,7 @@ class RedisWriter:
             pipe.set(k.latest(stream), value)
         for sym, value in books.items():
             pipe.set(k.book(sym), value)
-        updates = "\n".join([*latest, *(f"book:{s}" for s in books)])
+        updates = "\n".join([*(s for s in latest if s in announce), *(f"book:{s}" for s in books)])
         if updates:
             pipe.publish(k.updates_channel, updates)
         await pipe.execute()

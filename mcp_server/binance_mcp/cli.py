@@ -16,7 +16,9 @@ from pydantic import ValidationError
 
 from binance_common.settings import Settings
 
-app = typer.Typer(add_completion=False, help="Binance market data MCP server.", no_args_is_help=False)
+app = typer.Typer(add_completion=False, no_args_is_help=False, help=(
+    "Binance market data MCP server. With no command it serves MCP over stdio (what desktop clients launch: "
+    "it then waits for a client on stdin); `binance-mcp http` serves Streamable HTTP."))
 
 
 def _logging(level: str) -> None:
@@ -40,6 +42,9 @@ async def _run_stdio(settings: Settings) -> None:
     from .runtime import Runtime
     from .server import build_server
 
+    feed = "the feed embedded in this process" if settings.embedded else f"the shared feed in Redis ({settings.redacted()['redis_url']})"
+    print(f"binance-mcp: serving MCP over stdio with {feed}; waiting for a client on stdin "
+          "(binance-mcp --help for HTTP and other options)", file=sys.stderr, flush=True)
     rt = Runtime(settings, transport="stdio")
     await rt.start()
     try:

@@ -104,7 +104,8 @@ def _register_prices(mcp: MCPServer, rt: Runtime, m: Market) -> None:
     @tool_errors
     async def get_price(symbol: SymbolArg, source: SourceArg = "auto") -> Annotated[CallToolResult, Price]:
         """Latest traded price of one symbol, exact. From the live feed (ticker or trade stream, age <= 5 s)
-        when it has it, else GET /api/v3/ticker/price (weight 2). Many symbols: get_all_prices."""
+        when it has it (one subscribed !miniTicker@arr stream covers every symbol at no REST weight), else
+        GET /api/v3/ticker/price (weight 2). Many symbols: get_all_prices."""
         sym = await m.symbol(symbol)
         low = sym.lower()
         streams = [f"{low}@ticker", f"{low}@miniTicker", f"{low}@trade", f"{low}@aggTrade"]

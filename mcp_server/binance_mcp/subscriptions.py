@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 STATELESS_SUBSCRIBE_HINT = (
     "resources/subscribe needs a connection that can carry notifications, and this request came over "
     "stateless HTTP. Use subscriptions/listen (protocol 2026-07-28), the legacy SSE endpoint /sse, or a "
-    "replica started with `binance-mcp http --stateful`."
+    "replica started with `binance-mcp http --no-stateless` (per-client sessions)."
 )
 
 
