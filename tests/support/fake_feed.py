@@ -201,3 +201,23 @@ class ServeApp:
         self.server.should_exit = True
         if self._task is not None:
             await asyncio.wait_for(self._task, 15)
+
+
+async def assert_keyspace_clean(r: Any, keys: Any) -> None:
+    """Every key under the namespace names a valid stream (latest/hist/status), a valid symbol (book), or one
+    of the fixed keys; every lease member is ``<valid stream> <holder without spaces>``."""
+    from binance_common.keys import Keys
+    from binance_common.streams import SYMBOL_RE, validate_stream
+
+    for raw in [k async for k in r.scan_iter(match=keys.prefix + "*")]:
+        key = raw.decode()[len(keys.prefix):]
+        kind, _, name = key.partition(":")
+        if kind in ("latest", "hist", "status"):
+            assert validate_stream(name) == name, key
+        elif kind == "book":
+            assert SYMBOL_RE.fullmatch(name), key
+        else:
+            assert kind in ("leases", "daemon", "rl", "cache", "mcp"), key
+    for m in await r.zrange(keys.leases, 0, -1):
+        stream, holder = Keys.split_lease_member(m.decode())
+        assert validate_stream(stream) == stream and " " not in holder and "\n" not in holder
