@@ -33,6 +33,7 @@ from binance_common.feedstore import F_BACKFILL, F_DATA, F_GAP, F_RECV
 from binance_common.keys import Keys
 
 from .leadership import fence_check, is_fenced
+from .redis_adapter import stream_writer
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class RedisWriter:
         The write is synchronous (the transport buffers it); the writer task reads the reply in order.
         """
         conn = self._conn
-        writer = getattr(conn, "_writer", None)  # redis-py's asyncio StreamWriter for this connection
+        writer = stream_writer(conn)
         if writer is None or not self.redis_ok or self.fenced or not conn.is_connected or writer.is_closing():
             return
         batch, books = self._take()

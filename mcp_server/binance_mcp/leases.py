@@ -42,6 +42,7 @@ from binance_common.keys import CONTROL_RECONCILE, Keys
 from binance_common.timeutil import now_ms
 
 from .aio import cancel_and_wait
+from .sdk_adapter import session_connection
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
@@ -234,7 +235,7 @@ def connection_of(ctx: Context[Any, Any]) -> Any | None:
         session = ctx.request_context.session
     except ValueError:
         return None
-    return getattr(session, "_connection", None)
+    return session_connection(session)
 
 
 def is_session_connection(conn: Any) -> bool:

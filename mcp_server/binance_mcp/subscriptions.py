@@ -38,6 +38,7 @@ from mcp_types import (
 from .aio import cancel_and_wait
 from .bus import RedisSubscriptionBus
 from .leases import LeaseKeeper, new_holder
+from .sdk_adapter import lowlevel_server, session_connection
 from .uris import ResourceURIError, parse_uri
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ class LegacySubscriptions:
 
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
         (orig, canon, streams), = _parse([params.uri])
-        conn = getattr(ctx.session, "_connection", None)
+        conn = session_connection(ctx.session)
         if conn is None or not getattr(conn, "has_standalone_channel", False):
             raise MCPError(INVALID_PARAMS, STATELESS_SUBSCRIBE_HINT, data={"uri": orig})
         sub = self._subs.get(id(conn))
@@ -165,7 +166,7 @@ class LegacySubscriptions:
         self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams
     ) -> EmptyResult:
         (_orig, canon, _streams), = _parse([params.uri])
-        conn = getattr(ctx.session, "_connection", None)
+        conn = session_connection(ctx.session)
         sub = self._subs.get(id(conn)) if conn is not None else None
         if sub is None or canon not in sub.uris:
             return EmptyResult()  # unsubscribing from something not subscribed is a no-op
@@ -214,7 +215,7 @@ class LegacySubscriptions:
 def install(mcp: MCPServer, bus: RedisSubscriptionBus, keeper: LeaseKeeper, base_holder: str) -> LegacySubscriptions:
     """Register the listen, subscribe and unsubscribe handlers on ``mcp`` (lowlevel server: MCPServer has
     no public hook for resources/subscribe)."""
-    low = mcp._lowlevel_server
+    low = lowlevel_server(mcp)
     low.add_request_handler(
         "subscriptions/listen", SubscriptionsListenRequestParams, LeasingListenHandler(bus, keeper, base_holder)
     )
