@@ -217,3 +217,131 @@ def test_status_record_reflects_the_stream() -> None:
     st.msgs, st.conn, st.rate = 3, 9, 1.234
     rec = st.record()
     assert (rec.state, rec.conn, rec.msgs, rec.rate) == ("pending", "9", 3, 1.23)
+
+
+# --- exact values: every field, every argument (each assertion kills a deliberately introduced bug) ----------
+
+def test_the_status_record_carries_every_counter() -> None:
+    from binance_common.feedstore import StatusRecord
+
+    dp, _, _ = make()
+    st = stream(dp)
+    for i, f in enumerate(("first_ack", "msgs", "dups", "last_recv", "last_event", "gaps_found", "gaps_filled",
+                           "gaps_unfilled", "ids_missing", "reconnects"), start=1):
+        setattr(st, f, 100 + i)
+    st.conn, st.rate, st.reason, st.since = 9, 2.345, "why", 77
+    rec = st.record()
+    assert rec.updated > 0
+    assert rec == StatusRecord(state="pending", reason="why", conn="9", since=77, first_ack=101, msgs=102, dups=103,
+                               last_recv=104, last_event=105, gaps_found=106, gaps_filled=107, gaps_unfilled=108,
+                               ids_missing=109, reconnects=110, rate=2.35, updated=rec.updated)
+    st.conn = None
+    assert st.record().conn == ""
+    st.set_state(StreamState.LIVE, "fine")
+    assert st.state is StreamState.LIVE and st.reason == "fine" and st.since > 77
+
+
+class RecWriter(FakeWriter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.recv: list[Any] = []
+
+    def add(self, stream: str, payload: bytes, recv_ms: int, kind: int = LIVE) -> None:
+        super().add(stream, payload, recv_ms, kind)
+        self.recv.append(recv_ms)
+
+
+async def test_receive_times_event_times_and_book_diffs_reach_their_targets() -> None:
+    w, q = RecWriter(), FakeQueue(FakeVenue(last=5000))
+    dp = DataPath({}, w, q, max_ids=20_000)  # type: ignore[arg-type]
+    diffs: list[tuple[str, Any, int]] = []
+    dp.book_diff = lambda sym, obj, recv: diffs.append((sym, obj, recv))
+    book = dp.new_stream("btcusdt@depth@100ms", StreamKind.DEPTH)
+    dp.states[book.name] = book
+    dp.book_streams[book.name] = "BTCUSDT"
+    d1 = {"e": "depthUpdate", "E": 5, "s": "BTCUSDT", "U": 1, "u": 2, "b": [], "a": []}
+    dp.on_data(Conn(), book.name, orjson.dumps(d1), 41)  # before the ack: the slow path
+    assert diffs == [("BTCUSDT", d1, 41)] and book.last_event == 5 and book.last_recv == 41 and book.conn == 7
+    dp.acknowledged(book, 7)
+    d2 = {**d1, "E": 6, "U": 3, "u": 3}
+    dp.on_data(Conn(), book.name, orjson.dumps(d2), 42)  # live: the hot path
+    assert diffs[-1] == ("BTCUSDT", d2, 42) and book.last_event == 6 and book.last_recv == 42
+    assert w.recv == [41, 42] and book.msgs == 2
+    st = stream(dp)
+    dp.acknowledged(st, 7)
+    dp.on_data(Conn(), st.name, agg(100), 43)
+    dp.on_data(Conn(), st.name, agg(103), 44)
+    await settle(st)
+    assert w.recv[2] == 43 and w.recv[-1] == 44 and all(isinstance(r, int) and r > 0 for r in w.recv)
+    assert st.last_event == 103 and st.last_recv == 44
+
+
+async def test_a_gap_found_while_releasing_keeps_the_rest_held_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    dp, w, q = make(FakeVenue(last=4992))
+    st = stream(dp)
+    dp.acknowledged(st, 7)
+    dp.on_data(Conn(), st.name, agg(4980), 1)
+    dp.lost(st, "")
+    q.gate = asyncio.Event()
+    dp.acknowledged(st, 8)
+    for i in (4991, 4995, 4996, 4997):  # 4993..4994 exist nowhere
+        dp.on_data(Conn(), st.name, agg(i), 5)
+    q.gate.set()
+    await settle(st)
+    await settle(st)
+    kinds = [(k, p.get("to") if k == GAP else p["a"]) for _, p, k in w.rows]
+    assert kinds == [(LIVE, 4980), *[(BACKFILL, i) for i in range(4981, 4993)], (GAP, 4994),
+                     (LIVE, 4995), (LIVE, 4996), (LIVE, 4997)]
+    assert st.gaps_found == 2 and st.gaps_unfilled == 1 and st.dups == 1 and st.held is None
+    assert st.reason.startswith("gap 4993..4994 not recovered") and st.state is StreamState.LIVE
+
+
+async def test_counters_accumulate_over_several_gaps() -> None:
+    dp, w, _ = make(FakeVenue(last=5000, holes=frozenset({102, 110})))
+    st = stream(dp)
+    dp.acknowledged(st, 7)
+    dp.on_data(Conn(), st.name, agg(100), 1)
+    dp.on_data(Conn(), st.name, agg(104), 1)
+    await settle(st)
+    dp.on_data(Conn(), st.name, agg(112), 1)
+    await settle(st)
+    assert (st.gaps_found, st.gaps_filled, st.gaps_unfilled) == (2, 2, 2)
+    assert st.ids_missing == 3 + 7 + 1 + 1 and st.msgs == 1 + 2 + 1 + 6 + 1
+    assert st.reason == "gap 110..110 not recovered: ids 110..110 are not served by REST"
+
+
+def test_rest_ids_out_of_order_are_never_silent() -> None:
+    from binance_streamd.catchup import DataRecord
+
+    dp, w, _ = make()
+    st = stream(dp)
+    st.seq.last_id = 100
+    got = dp._write_records(st, [DataRecord(orjson.loads(agg(105)), 105), DataRecord(orjson.loads(agg(103)), 103)])
+    assert got == 1 and st.seq.last_id == 105
+    assert [(k, p.get("from"), p.get("to"), p.get("reason")) for _, p, k in w.rows if k == GAP] == \
+        [(GAP, 101, 104, "ids not served by REST")]
+    assert w.rows[-1][1]["a"] == 105 and st.gaps_unfilled == 1 and st.ids_missing == 4
+
+
+async def test_resume_reads_the_trade_id_field_and_survives_a_corrupt_entry(fake_redis, keys) -> None:
+    dp, _, _ = make()
+    t, bad, one = stream(dp, "nknusdt@trade"), stream(dp, "bad@trade"), stream(dp, "one@trade")
+    await fake_redis.xadd(keys.history(t.name), {"d": orjson.dumps({"e": "trade", "t": 77, "a": 5}), "r": 1})
+    await fake_redis.xadd(keys.history(bad.name), {"d": b"{not json", "r": 1})
+    await fake_redis.hset(keys.status(bad.name), mapping={"first_ack": 55})
+    await fake_redis.hset(keys.status(one.name), mapping={"first_ack": 1})
+    await dp.resume(fake_redis, keys, [t, bad, one])
+    assert (t.seq.last_id, bad.seq.last_id, bad.first_ack, one.first_ack) == (77, None, 55, 1)
+
+
+async def test_a_malformed_held_message_is_counted_at_release() -> None:
+    dp, w, _ = make(FakeVenue(last=100))
+    st = stream(dp)
+    dp.acknowledged(st, 7)
+    dp.on_data(Conn(), st.name, agg(100), 1)
+    dp.lost(st, "")
+    dp.on_data(Conn(), st.name, b'{"e":"aggTrade"}', 2)  # held: checked only at release
+    dp.on_data(Conn(), st.name, b'{"e":"aggTrade"}', 2)
+    dp.acknowledged(st, 8)
+    await settle(st)
+    assert dp.malformed == 2 and w.ids(st.name) == [100]
