@@ -18,10 +18,12 @@ class FakeRest:
     def __init__(self, *outcomes: Any) -> None:
         self.outcomes = list(outcomes)
         self.calls: list[tuple[str, dict[str, Any], float]] = []
+        self.kwargs: list[dict[str, Any]] = []
         self.gate: asyncio.Event | None = None
 
-    async def get(self, path: str, params: dict[str, Any], *, budget_share: float = 1.0) -> Any:
-        self.calls.append((path, params, budget_share))
+    async def get(self, path: str, params: dict[str, Any], **kw: Any) -> Any:
+        self.calls.append((path, params, kw.get("budget_share", 1.0)))
+        self.kwargs.append(kw)
         if self.gate is not None:
             await self.gate.wait()
         out = self.outcomes.pop(0) if self.outcomes else {"path": path}
@@ -142,3 +144,37 @@ async def test_a_caller_that_gives_up_is_skipped_and_close_cancels_the_rest() ->
 def test_at_least_one_worker() -> None:
     with pytest.raises(ValueError, match="workers must be at least 1"):
         RestQueue(FakeRest(), workers=0)
+
+
+async def test_stats_logging_and_exact_counts(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    rest = FakeRest(limited(0.0), limited(0.0), {"ok": 1})
+    q = RestQueue(rest, workers=2)
+    with caplog.at_level(logging.INFO, logger="binance_streamd.restqueue"):
+        assert await asyncio.wait_for(q.get(Priority.CATCHUP, "/depth", {}), 0.9) == {"ok": 1}  # 2 x 0.05 s
+    assert q.held_back == 2
+    assert "REST /depth held back for 0.1 s (RateLimitedError)" in [r.getMessage() for r in caplog.records]
+    assert rest.kwargs[0] == {}  # a catch-up draws on the whole budget
+    st = q.stats()
+    assert set(st) == {"queued", "sent", "held_back", "in_flight", "blocked_for_s"}
+    assert st["held_back"] == 2 and st["in_flight"] == 0
+    assert all(v == round(v, 1) for v in st["blocked_for_s"].values())
+    rest.gate = asyncio.Event()
+    a = asyncio.ensure_future(q.get(Priority.SNAPSHOT, "/a", {}))
+    b = asyncio.ensure_future(q.get(Priority.SNAPSHOT, "/b", {}))
+    while len(rest.calls) < 5:
+        await asyncio.sleep(0)
+    assert q.in_flight == 2 and rest.kwargs[-1] == {"budget_share": 0.7}
+    rest.gate.set()
+    await asyncio.gather(a, b)
+    assert q.in_flight == 0
+    await q.close()
+
+
+async def test_close_without_start_and_the_refusal_text() -> None:
+    q = RestQueue(FakeRest())
+    await q.close()
+    with pytest.raises(ValueError) as ei:
+        RestQueue(FakeRest(), workers=0)
+    assert str(ei.value) == "workers must be at least 1"
