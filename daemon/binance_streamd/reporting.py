@@ -12,17 +12,19 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import orjson
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from binance_common.keys import Keys
+from binance_common.settings import Settings
 from binance_common.timeutil import now_ms
 
-from .leadership import Fenced
-
-if TYPE_CHECKING:
-    from .service import StreamDaemon
+from .datapath import Stream
+from .leadership import Fenced, Leadership
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +33,15 @@ FULL_STATUS_EVERY_S = 30.0
 
 
 class Reporter:
-    def __init__(self, daemon: StreamDaemon) -> None:
-        self.d = daemon
-        self.keys = daemon.keys
+    def __init__(self, redis: aioredis.Redis, keys: Keys, settings: Settings, leadership: Leadership,
+                 states: dict[str, Stream], started_ms: int, stats: Callable[[], dict[str, Any]]) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.settings = settings
+        self.leadership = leadership
+        self.states = states
+        self.started_ms = started_ms
+        self.stats = stats
         self._written: dict[str, tuple[Any, ...]] = {}  # stream -> status last written (but "updated")
         self._full_at = 0.0
         self._last_rate_at = time.monotonic()
@@ -42,52 +50,51 @@ class Reporter:
         self._written.pop(name, None)
 
     def heartbeat(self, role: str) -> dict[str, Any]:
-        lead = self.d.leadership
-        return {"pid": os.getpid(), "host": socket.gethostname(), "started": self.d.started_ms, "ts": now_ms(),
+        lead = self.leadership
+        return {"pid": os.getpid(), "host": socket.gethostname(), "started": self.started_ms, "ts": now_ms(),
                 "role": role, "token": lead.token if role == "leader" else None, "terms": lead.terms}
 
     def _rates(self) -> None:
         now = time.monotonic()
         dt = max(1e-3, now - self._last_rate_at)
         self._last_rate_at = now
-        for st in self.d.states.values():
+        for st in self.states.values():
             st.rate, st.rate_base = (st.msgs - st.rate_base) / dt, st.msgs
 
     async def write(self, final: bool = False) -> None:
         """One status round (leader). ``final``: everything, and no heartbeat (a clean stop deletes it)."""
-        d = self.d
         self._rates()
         full = final or time.monotonic() - self._full_at >= FULL_STATUS_EVERY_S
         if not full:
             with contextlib.suppress(RedisError, OSError):
-                full = not await d.redis.exists(self.keys.heartbeat)  # Redis lost our keys: rewrite them all
+                full = not await self.redis.exists(self.keys.heartbeat)  # Redis lost our keys: rewrite them all
         if full:
             self._full_at = time.monotonic()
         cmds: list[list[Any]] = []
         written = self._written
-        for st in d.states.values():
+        for st in self.states.values():
             fields = st.record().to_hash()
             sig = tuple(fields.values())[:-1]  # all but "updated"
             if full or written.get(st.name) != sig:
                 written[st.name] = sig
                 cmds.append(["HSET", self.keys.status(st.name), *_flat(fields)])
-        if len(written) > 2 * len(d.states) + 100:  # forget streams that are gone
-            for name in [n for n in written if n not in d.states]:
+        if len(written) > 2 * len(self.states) + 100:  # forget streams that are gone
+            for name in [n for n in written if n not in self.states]:
                 del written[name]
-        ttl = int(d.settings.heartbeat_ttl_s * 1000)
+        ttl = int(self.settings.heartbeat_ttl_s * 1000)
         if not final:
             cmds.append(["SET", self.keys.heartbeat, orjson.dumps(self.heartbeat("leader")), "PX", ttl])
-        cmds.append(["SET", self.keys.daemon_stats, orjson.dumps(d.stats())])
+        cmds.append(["SET", self.keys.daemon_stats, orjson.dumps(self.stats())])
         try:
-            await d.leadership.execute(cmds)
+            await self.leadership.execute(cmds)
         except Fenced:
             self._written.clear()
             raise
 
     async def write_standby(self) -> None:
-        ttl = int(self.d.settings.heartbeat_ttl_s * 1000)
-        lead = self.d.leadership
-        await self.d.redis.set(self.keys.standby(lead.identity.rsplit(":", 1)[0]),
+        ttl = int(self.settings.heartbeat_ttl_s * 1000)
+        lead = self.leadership
+        await self.redis.set(self.keys.standby(lead.identity.rsplit(":", 1)[0]),
                                orjson.dumps(self.heartbeat("standby")), px=ttl)
 
 

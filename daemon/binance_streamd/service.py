@@ -65,9 +65,10 @@ class StreamDaemon:
         self.rest = rest
         self.started_ms = now_ms()
         self.leadership = Leadership(self.redis, self.keys, settings.heartbeat_ttl_s)
-        self.reporter = Reporter(self)
         self.role = "starting"
         self.states: dict[str, Stream] = {}
+        self.reporter = Reporter(self.redis, self.keys, settings, self.leadership, self.states, self.started_ms,
+                                 self.stats)
         # the current term's feed (None while standing by)
         self.writer: RedisWriter | None = None
         self.queue: RestQueue | None = None

@@ -15,13 +15,13 @@ from binance_common.feedstore import F_BACKFILL, F_DATA, F_GAP, F_RECV
 from .writer_kinds import BACKFILL, GAP, LATEST, LIVE, Message
 
 if TYPE_CHECKING:
-    from .writer import RedisWriter
+    from .writer_base import WriterBase
 
 
 class PipelineStrategy:
     name = "pipeline"
 
-    def __init__(self, w: RedisWriter) -> None:
+    def __init__(self, w: WriterBase) -> None:
         self.w = w
 
     def send_now(self) -> None:

@@ -23,7 +23,7 @@ from .redis_adapter import stream_writer
 from .writer_kinds import BACKFILL, GAP, LATEST, LIVE, Message
 
 if TYPE_CHECKING:
-    from .writer import RedisWriter
+    from .writer_base import WriterBase
 
 log = logging.getLogger("binance_streamd.writer")
 
@@ -83,7 +83,7 @@ class ScriptStrategy:
     name = "script"
     MAX_INFLIGHT = 16
 
-    def __init__(self, w: RedisWriter, sha: str) -> None:
+    def __init__(self, w: WriterBase, sha: str) -> None:
         self.w = w
         self._sha = sha
         self._inflight: deque[tuple[int, dict[str, bytes]]] = deque()  # (messages, books) per batch sent
