@@ -3,6 +3,9 @@
 ``binance-mcp`` / ``binance-mcp stdio``: one client over stdin/stdout; logs go to stderr only.
 ``binance-mcp http --host 127.0.0.1 --port 8765``: Streamable HTTP at /mcp, legacy SSE at /sse, /healthz.
 With no ``BINANCE_MCP_REDIS_URL`` both run the feed in-process over an in-memory Redis (embedded mode).
+
+This module is the composition root: the only place of the front end that knows the feed daemon, which
+:func:`compose` attaches to the runtime in embedded mode.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import typer
 from pydantic import ValidationError
 
 from binance_common.settings import Settings
+
+from .runtime import Runtime, default_holder
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help=(
     "Binance market data MCP server. With no command it serves MCP over stdio (what desktop clients launch: "
@@ -38,14 +43,22 @@ def _settings(**overrides: object) -> Settings:
         raise typer.Exit(2) from e
 
 
+def compose(settings: Settings, runtime: Runtime) -> Runtime:
+    """Embedded mode: the feed daemon runs beside the front end, on its in-memory Redis."""
+    if settings.embedded:
+        from binance_streamd.service import StreamDaemon
+
+        runtime.companions.append(lambda redis: StreamDaemon(settings, redis=redis))
+    return runtime
+
+
 async def _run_stdio(settings: Settings) -> None:
-    from .runtime import Runtime
     from .server import build_server
 
     feed = "the feed embedded in this process" if settings.embedded else f"the shared feed in Redis ({settings.redacted()['redis_url']})"
     print(f"binance-mcp: serving MCP over stdio with {feed}; waiting for a client on stdin "
           "(binance-mcp --help for HTTP and other options)", file=sys.stderr, flush=True)
-    rt = Runtime(settings, transport="stdio")
+    rt = compose(settings, Runtime(settings, transport="stdio"))
     await rt.start()
     try:
         await build_server(rt).run_stdio_async()
@@ -96,7 +109,8 @@ def http(
         if workers > 1:
             serve_workers(settings, workers, stateless, replica_id)
         else:
-            anyio.run(serve, settings, stateless, replica_id, backend_options=_loop_options())
+            rt = compose(settings, Runtime(settings, holder=replica_id or f"http-{default_holder()}", transport="http"))
+            anyio.run(serve, settings, stateless, replica_id, rt, backend_options=_loop_options())
     except StartupError as e:
         typer.echo(f"binance-mcp: {e}", err=True)
         raise typer.Exit(2) from e

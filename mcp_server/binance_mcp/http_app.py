@@ -146,9 +146,10 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(settings: Settings, stateless: bool = True, replica_id: str | None = None) -> None:
+async def serve(settings: Settings, stateless: bool = True, replica_id: str | None = None,
+                runtime: Runtime | None = None) -> None:
     """Serve one replica in this process (what ``binance-mcp http`` runs with ``--workers 1``)."""
-    app = create_app(settings, stateless=stateless, replica_id=replica_id)
+    app = create_app(settings, stateless=stateless, replica_id=replica_id, runtime=runtime)
     sock = bind_socket(settings.http_host, settings.http_port)
     _announce(sock, workers=1)
     await uvicorn.Server(_uvicorn_config(app)).serve(sockets=[sock])

@@ -1,12 +1,13 @@
 """Process-wide resources of one binance-mcp replica: settings, Redis, the REST client, leases, the bus.
 
 Created once per process (never per request: stateless HTTP runs every request as its own MCP session) and
-handed to the tool modules. In embedded mode (no Redis URL) it also runs the feed daemon in-process over
-an in-memory Redis, so a single user needs nothing else.
+handed to the tool modules. It knows nothing of the feed daemon: in embedded mode (no Redis URL) the CLI,
+the composition root, attaches the daemon as a :class:`Companion` that starts on the runtime's in-memory
+Redis (:func:`binance_mcp.cli.compose`).
 
 Lifecycle: construct (no I/O), :func:`~binance_mcp.server.build_server` may run before or after
 :meth:`Runtime.start`, and :meth:`Runtime.stop` releases this process's leases (stdio leases die with the
-process; stateless-HTTP pool leases are left to the other replicas), stops the bus and the daemon, and
+process; stateless-HTTP pool leases are left to the other replicas), stops the bus and the companions, and
 closes the clients.
 """
 
@@ -16,8 +17,9 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import redis.asyncio as aioredis
 
@@ -29,6 +31,9 @@ from binance_common.settings import Settings
 from .bus import RedisSubscriptionBus
 from .feed import FeedReader
 from .leases import LeaseKeeper
+
+if TYPE_CHECKING:
+    from .symbols import SymbolDirectory
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,14 @@ def make_client(settings: Settings, max_connections: int) -> aioredis.Redis:
     return aioredis.Redis.from_pool(pool)
 
 
+class Companion(Protocol):
+    """Something that runs beside the front end on its Redis (the embedded feed daemon)."""
+
+    async def start(self) -> object: ...
+
+    async def stop(self) -> None: ...
+
+
 def default_holder() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -73,12 +86,15 @@ class Runtime:
     holder: str = field(default_factory=default_holder)
     transport: Transport = "stdio"
     """stdio/memory: one client per process (leases held by the process); http: stateless pool or sessions."""
-    daemon: Any = None  # binance_streamd.service.StreamDaemon in embedded mode
     governor: Governor | None = None
-    extras: dict[str, Any] = field(default_factory=dict)  # per-module state (caches)
+    companions: list[Callable[[aioredis.Redis], Companion]] = field(default_factory=list)
+    """Factories of what runs beside this replica on its Redis, started after it (the embedded daemon)."""
+    directory: SymbolDirectory | None = None  # the exchangeInfo directory (symbols.directory)
     bus: RedisSubscriptionBus = field(init=False)
     leases: LeaseKeeper = field(init=False)
     _feed: FeedReader | None = field(default=None, init=False)
+    _running: list[Companion] = field(default_factory=list, init=False)
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list, init=False)
     _started: bool = False
 
     def __post_init__(self) -> None:
@@ -113,7 +129,7 @@ class Runtime:
     def started(self) -> bool:
         return self._started
 
-    async def start(self, *, embedded_daemon: bool | None = None) -> Runtime:
+    async def start(self) -> Runtime:
         if self._started:
             return self
         if self.redis is None:
@@ -124,32 +140,26 @@ class Runtime:
             self.governor = _make_governor(self)
         if self.rest is None:
             self.rest = BinanceRest(self.settings, governor=self.governor)
-        run_daemon = self.settings.embedded if embedded_daemon is None else embedded_daemon
-        if run_daemon and self.daemon is None:
-            try:
-                from binance_streamd.service import StreamDaemon
-            except ImportError as e:  # pragma: no cover - the daemon ships in the same distribution
-                log.warning("embedded feed unavailable: %s", e)
-            else:
-                self.daemon = StreamDaemon(self.settings, redis=self.redis)
-                await self.daemon.start()
+        for make in self.companions:
+            companion = make(self.redis)
+            await companion.start()
+            self._running.append(companion)
         await self.leases.start(self.redis)
         await self.bus.start(self.redis)
         self._started = True
         return self
 
     async def stop(self) -> None:
-        for closer in list(self.extras.get("_closers", [])):
+        for closer in self._closers:
             try:
                 await closer()
             except Exception:  # shutdown boundary: keep closing the rest
                 log.exception("error while closing")
-        self.extras["_closers"] = []
+        self._closers = []
         await self.leases.stop(release=True)
         await self.bus.stop()
-        if self.daemon is not None:
-            await self.daemon.stop()
-            self.daemon = None
+        while self._running:
+            await self._running.pop().stop()
         if self.rest is not None:
             await self.rest.aclose()
             self.rest = None
@@ -162,9 +172,9 @@ class Runtime:
         self._feed = None
         self._started = False
 
-    def on_stop(self, closer: Any) -> None:
+    def on_stop(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Register an async callable run first by :meth:`stop` (legacy subscription registries)."""
-        self.extras.setdefault("_closers", []).append(closer)
+        self._closers.append(closer)
 
 
 def _make_governor(rt: Runtime) -> Governor | None:

@@ -281,7 +281,6 @@ class SymbolDirectory:
 
 def directory(rt: Runtime) -> SymbolDirectory:
     """The replica's directory (one per Runtime)."""
-    d = rt.extras.get("symbol_directory")
-    if d is None:
-        d = rt.extras["symbol_directory"] = SymbolDirectory(rt)
-    return d  # type: ignore[no-any-return]
+    if rt.directory is None:
+        rt.directory = SymbolDirectory(rt)
+    return rt.directory

@@ -547,7 +547,7 @@ async def test_embedded_mode_on_fakeredis_without_lua(settings_factory, sim: Bin
 
     settings = settings_factory(rest_base_url=sim.rest_url, rest_max_weight_per_minute=100, rest_weight_headroom=0.5)
     rt = Runtime(settings, transport="memory", redis=fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer()))
-    await rt.start(embedded_daemon=False)
+    await rt.start()
     assert isinstance(rt.governor, RedisGovernor)
     base = (int(time.time()) // 60) * 60 + 20  # a fixed clock mid-minute: no boundary during the test
     rt.governor.clock = lambda: base + (time.monotonic() % 1)

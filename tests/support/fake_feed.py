@@ -163,7 +163,7 @@ class Replica:
         self.mcp = build_server(self.rt)
 
     async def __aenter__(self) -> Replica:
-        await self.rt.start(embedded_daemon=False)
+        await self.rt.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -26,7 +26,7 @@ async def replica(
 ) -> AsyncIterator[Runtime]:
     """A started Runtime (no embedded daemon). ``handler`` replaces Binance with an httpx MockTransport."""
     rt = Runtime(settings, transport="memory")
-    await rt.start(embedded_daemon=False)
+    await rt.start()
     if handler is not None:
         assert rt.rest is not None
         await rt.rest.aclose()
