@@ -32,7 +32,7 @@ from mcp import Client
 
 from binance_common.keys import Keys
 from binance_common.settings import Settings
-from binance_mcp.http_app import bind_socket, create_app
+from binance_mcp.http.app import bind_socket, create_app
 from tests.support.redis_server import RedisServer
 from tests.support.sim import BinanceSim, SimConfig
 

@@ -94,8 +94,8 @@ def http(
     ),
 ) -> None:
     """Serve MCP over Streamable HTTP at /mcp (plus legacy SSE at /sse and /healthz)."""
-    from .auth import StartupError
-    from .http_app import serve, serve_workers
+    from .http.app import serve, serve_workers
+    from .http.auth import StartupError
 
     settings = _settings(http_host=host, http_port=port)
     if workers > 1 and not stateless:

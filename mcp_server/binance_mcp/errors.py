@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -17,6 +15,10 @@ from binance_common.streams import StreamNameError, SymbolError
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+ANTICIPATED = (BinanceError, StreamNameError, SymbolError, ValidationError, RedisError, ConnectionError)
+"""Failures a tool reports as an error result; anything else is a bug and propagates."""
 
 
 def to_tool_error(e: Exception) -> ToolError:
@@ -34,18 +36,3 @@ def to_tool_error(e: Exception) -> ToolError:
             "and that redis-server is running; REST tools still work."
         )
     return ToolError(str(e))
-
-
-def tool_errors(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Decorator for async tools: anticipated failures become ToolError, the rest propagate (crash)."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await fn(*args, **kwargs)
-        except (BinanceError, StreamNameError, SymbolError, ValidationError, RedisError, ConnectionError) as e:
-            raise to_tool_error(e) from e
-        except ValueError as e:
-            raise ToolError(str(e)) from e
-
-    return wrapper

@@ -19,7 +19,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 import redis.asyncio as aioredis
 
@@ -28,12 +28,10 @@ from binance_common.redis_conn import make_redis
 from binance_common.rest import BinanceRest, Governor
 from binance_common.settings import Settings
 
-from .bus import RedisSubscriptionBus
-from .feed import FeedReader
-from .leases import LeaseKeeper
-
-if TYPE_CHECKING:
-    from .symbols import SymbolDirectory
+from .feed.leases import LeaseKeeper
+from .feed.reader import FeedReader
+from .resources.bus import RedisSubscriptionBus
+from .symbols import SymbolDirectory
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +87,10 @@ class Runtime:
     governor: Governor | None = None
     companions: list[Callable[[aioredis.Redis], Companion]] = field(default_factory=list)
     """Factories of what runs beside this replica on its Redis, started after it (the embedded daemon)."""
-    directory: SymbolDirectory | None = None  # the exchangeInfo directory (symbols.directory)
     bus: RedisSubscriptionBus = field(init=False)
     leases: LeaseKeeper = field(init=False)
+    directory: SymbolDirectory = field(init=False)
+    """exchangeInfo, cached for every replica (:mod:`.symbols`)."""
     _feed: FeedReader | None = field(default=None, init=False)
     _running: list[Companion] = field(default_factory=list, init=False)
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list, init=False)
@@ -102,6 +101,7 @@ class Runtime:
         self.holder = "".join(c if c.isalnum() or c in "-_.~" else "_" for c in self.holder)[:80]
         self.bus = RedisSubscriptionBus(self.keys)
         self.leases = LeaseKeeper(self.keys, self.settings.lease_ttl_s, renew_pool=self.transport == "http")
+        self.directory = SymbolDirectory(self)
 
     @property
     def r(self) -> aioredis.Redis:

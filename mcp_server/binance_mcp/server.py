@@ -6,8 +6,11 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 
-from . import __version__
+from . import __version__, prompts, tools
+from .resources import live
+from .resources.legacy import install as install_legacy
 from .runtime import Runtime
+from .tools.context import ToolContext
 
 INSTRUCTIONS = """\
 Binance Spot market data. REST tools (prices, order books, candles, trades, tickers, exchange info) call
@@ -40,13 +43,9 @@ def build_server(rt: Runtime, *, subscriptions: Any = None, token_verifier: Any 
         token_verifier=token_verifier,
         auth=auth,
     )
-    from . import market_tools, prompts, resources, stream_tools
-    from . import subscriptions as subs
-
-    market_tools.register(mcp, rt)
-    stream_tools.register(mcp, rt)
-    resources.register(mcp, rt)
+    tools.register(mcp, ToolContext(rt))
+    live.register(mcp, rt)
     prompts.register(mcp, rt)
-    legacy = subs.install(mcp, bus, rt.leases, rt.holder)
+    legacy = install_legacy(mcp, bus, rt.leases, rt.holder)
     rt.on_stop(legacy.close)
     return mcp

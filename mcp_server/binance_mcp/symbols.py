@@ -15,25 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from binance_common.errors import BinanceError, InvalidSymbolError
 from binance_common.exchange_info import CACHE_NAME, LOCK_NAME, compact_exchange_info
+from binance_common.keys import Keys
+from binance_common.rest import BinanceRest
+from binance_common.settings import Settings
 from binance_common.streams import normalize_symbol
 from binance_common.timeutil import now_ms
-
-from .runtime import Runtime
 
 LOCK_TTL_MS = 20_000
 STALE_MAX_MS = 24 * 3600 * 1000
 """A last good copy older than this is not served when a refresh fails."""
-ASSET_RE = re.compile(r"^[A-Z0-9]{1,20}$")
 
 
 class UnknownSymbolError(InvalidSymbolError):
@@ -183,20 +183,24 @@ def search(
     return [h[2] for h in hits]
 
 
-def check_asset(name: str | None, what: str) -> str | None:
-    """Upper-case an asset name and check its form; None passes through."""
-    if name is None:
-        return None
-    a = name.strip().upper()
-    if not ASSET_RE.match(a):
-        raise ValueError(f"invalid {what} {name!r}: an asset code such as BTC, USDT or ETH (A-Z, 0-9)")
-    return a
+class DirectoryHost(Protocol):
+    """What the directory needs of the replica (the Runtime): settings, keys, Redis, REST, its holder name."""
+
+    settings: Settings
+    keys: Keys
+    holder: str
+
+    @property
+    def r(self) -> aioredis.Redis: ...
+
+    @property
+    def api(self) -> BinanceRest: ...
 
 
 class SymbolDirectory:
     """exchangeInfo for one replica: process memo in front of the shared Redis copy in front of REST."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: DirectoryHost) -> None:
         self.rt = rt
         self._memo: ExchangeSnapshot | None = None
         self._memo_until = 0
@@ -277,10 +281,3 @@ class SymbolDirectory:
         if sym in snap.symbols:
             return None
         return unknown_symbol_error(sym, snap.symbols)
-
-
-def directory(rt: Runtime) -> SymbolDirectory:
-    """The replica's directory (one per Runtime)."""
-    if rt.directory is None:
-        rt.directory = SymbolDirectory(rt)
-    return rt.directory

@@ -65,25 +65,15 @@ redis.call('PEXPIRE', KEYS[3], ARGV[4])
 return {0, used}
 """
 
-# KEYS: weight(minute). ARGV: used, ttl_ms. Raise the counter to `used` (never lower it).
-_RAISE_LUA = """
+# KEYS: one counter or deadline. ARGV: value, ttl_ms. Keep the larger of the stored and the given value (a
+# weight counter is raised to Binance's figure, never lowered; a ban or retry deadline is extended, never
+# shortened); the key expires ttl_ms after a write (relative TTL, so Redis's own clock does not matter).
+_KEEP_MAX_LUA = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local used = tonumber(ARGV[1])
-if used > cur then
-  redis.call('SET', KEYS[1], used, 'PX', ARGV[2])
-  return used
-end
-return cur
-"""
-
-# KEYS: until key. ARGV: until_ms, ttl_ms. Keep the later deadline; the key expires after it (relative TTL, so
-# Redis's own clock does not matter).
-_EXTEND_LUA = """
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local u = tonumber(ARGV[1])
-if u > cur then
-  redis.call('SET', KEYS[1], u, 'PX', ARGV[2])
-  return u
+local v = tonumber(ARGV[1])
+if v > cur then
+  redis.call('SET', KEYS[1], v, 'PX', ARGV[2])
+  return v
 end
 return cur
 """
@@ -113,11 +103,6 @@ def used_weight_header(headers: Mapping[str, str]) -> int | None:
         return None
     v = v.strip()
     return int(v) if v.isdigit() else None
-
-
-def retry_after_header(headers: Mapping[str, str], default_s: float) -> float:
-    """``Retry-After`` in seconds (clamped to Binance's longest ban, 3 days), else ``default_s``."""
-    return retry_after_s(headers, default_s)
 
 
 class LocalBudget:
@@ -233,12 +218,12 @@ class RedisGovernor:
         """Learn from one response: used weight, and 429/418 deadlines shared with every process."""
         now = self.now_ms()
         if status == 418:
-            until = now + int(retry_after_header(headers, DEFAULT_RETRY_AFTER_418_S) * 1000)
+            until = now + int(retry_after_s(headers, DEFAULT_RETRY_AFTER_418_S) * 1000)
             self._ban_until = max(self._ban_until, until)
             log.warning("Binance banned this IP (HTTP 418) until %d; every process stops REST calls", until)
             await self._extend(self.keys.rl_ban_until, until)
         elif status == 429:
-            until = now + int(retry_after_header(headers, DEFAULT_RETRY_AFTER_429_S) * 1000)
+            until = now + int(retry_after_s(headers, DEFAULT_RETRY_AFTER_429_S) * 1000)
             self._retry_until = max(self._retry_until, until)
             log.warning("Binance answered 429; every process holds REST calls until %d", until)
             await self._extend(self.keys.rl_retry_until, until)
@@ -366,7 +351,7 @@ class RedisGovernor:
         try:
             if self.lua is not False:
                 try:
-                    await self.r.eval(_RAISE_LUA, 1, key, used, WEIGHT_KEY_TTL_MS)  # type: ignore[misc]
+                    await self.r.eval(_KEEP_MAX_LUA, 1, key, used, WEIGHT_KEY_TTL_MS)  # type: ignore[misc]
                     return
                 except ResponseError as e:
                     if not _no_scripting(e):
@@ -390,7 +375,7 @@ class RedisGovernor:
         try:
             if self.lua is not False:
                 try:
-                    await self.r.eval(_EXTEND_LUA, 1, key, until, ttl)  # type: ignore[misc]
+                    await self.r.eval(_KEEP_MAX_LUA, 1, key, until, ttl)  # type: ignore[misc]
                     return
                 except ResponseError as e:
                     if not _no_scripting(e):

@@ -264,7 +264,7 @@ async def _failed(r: aioredis.Redis, keys: Keys, stream: str) -> bool:
 
 
 async def test_redis_losing_its_data_unsubscribes_nothing(keys) -> None:
-    from binance_mcp.leases import LeaseKeeper
+    from binance_mcp.feed.leases import LeaseKeeper
 
     rs = RedisServer().start()
     try:
@@ -328,7 +328,7 @@ async def test_gap_entries_are_shown_by_the_history_reader(redis_server, redis_c
             ids = [entry_last_id(e, "a") for e in rows]
             assert ids == sorted(ids) and len(set(ids)) == len(ids)
             assert d.states["btcusdt@aggTrade"].gaps_unfilled == 1
-            from binance_mcp.feed import FeedReader
+            from binance_mcp.feed.reader import FeedReader
 
             h = await FeedReader(redis_client, keys, history_cap=10_000).history(
                 "btcusdt@aggTrade", count=1000, since=None, wait_s=0)

@@ -19,9 +19,9 @@ from mcp.shared.subscriptions import ResourceUpdated
 from mcp_types import ResourceUpdatedNotification
 
 from binance_common.keys import Keys
-from binance_mcp.auth import StartupError, check_bind
-from binance_mcp.http_app import create_app
-from binance_mcp.leases import POOL_HOLDER
+from binance_mcp.feed.leases import POOL_HOLDER
+from binance_mcp.http.app import create_app
+from binance_mcp.http.auth import StartupError, check_bind
 from tests.support.fake_feed import FakeDaemon, ServeApp, trade, wait_until
 from tests.support.redis_server import free_port
 
@@ -126,7 +126,7 @@ def test_bind_rules(settings_factory) -> None:
 
 
 def test_host_policy_matches_names_case_insensitively_and_without_a_port(settings_factory) -> None:
-    from binance_mcp.auth import host_policy
+    from binance_mcp.http.auth import host_policy
 
     p = host_policy(settings_factory(http_host="0.0.0.0", auth_token="x" * 32,
                                      allowed_hosts=["MCP.Example.com:*", "api.example.org:8443"]))
@@ -242,13 +242,13 @@ def test_the_mcp_server_never_imports_websockets() -> None:
     from pathlib import Path
 
     pkg = Path(__file__).resolve().parents[2] / "mcp_server" / "binance_mcp"
-    for f in pkg.glob("*.py"):
+    for f in pkg.rglob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.split(".")[0] == "websockets" for n in names), f"{f.name} imports websockets"
     code = (
-        "import sys, binance_mcp.cli, binance_mcp.server, binance_mcp.http_app, binance_mcp.stream_tools;"
+        "import sys, binance_mcp.cli, binance_mcp.server, binance_mcp.http.app, binance_mcp.tools.streams;"
         "sys.exit('websockets' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

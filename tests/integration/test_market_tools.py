@@ -522,7 +522,7 @@ async def test_replica_over_streamable_http(settings, sim: BinanceSim) -> None: 
     """The same tools through the HTTP app and a real Streamable HTTP client."""
     import uvicorn
 
-    from binance_mcp.http_app import bind_socket, create_app
+    from binance_mcp.http.app import bind_socket, create_app
 
     app = create_app(settings)
     sock = bind_socket("127.0.0.1", 0)

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from binance_mcp.http_app import create_app
+from binance_mcp.http.app import create_app
 from tests.support.fake_feed import ServeApp
 
 pytestmark = [pytest.mark.integration,
@@ -111,7 +111,7 @@ def test_oauth_needs_the_public_resource_url(settings_factory) -> None:
 
 
 def test_oauth_counts_as_authentication_for_a_public_bind(settings_factory) -> None:
-    from binance_mcp.auth import StartupError, check_bind
+    from binance_mcp.http.auth import StartupError, check_bind
 
     s = settings_factory(http_host="10.1.2.3", oauth_issuer="https://auth.example.com",
                          oauth_resource="https://mcp.example.com/mcp")

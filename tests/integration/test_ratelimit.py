@@ -18,7 +18,7 @@ from binance_common.ratelimit import (
     LocalBudget,
     RedisGovernor,
     budget_of,
-    retry_after_header,
+    retry_after_s,
     used_weight_header,
 )
 
@@ -57,9 +57,9 @@ def test_pure_helpers(settings_factory) -> None:  # type: ignore[no-untyped-def]
     assert used_weight_header({"x-mbx-used-weight-1m": "17"}) == 17
     assert used_weight_header({"x-mbx-used-weight-1m": "x"}) is None
     assert used_weight_header({}) is None
-    assert retry_after_header({"retry-after": "12"}, 60) == 12
-    assert retry_after_header({"retry-after": "soon"}, 60) == 60
-    assert retry_after_header({}, 30) == 30
+    assert retry_after_s({"retry-after": "12"}, 60) == 12
+    assert retry_after_s({"retry-after": "soon"}, 60) == 60
+    assert retry_after_s({}, 30) == 30
     lb = LocalBudget()
     assert lb.reserve(0, 30, 50).code == 0
     assert lb.reserve(1, 30, 50).code == 3

@@ -19,8 +19,8 @@ from mcp.shared.subscriptions import ResourceUpdated, ToolsListChanged
 from mcp_types import ResourceUpdatedNotification
 
 from binance_common.keys import Keys
-from binance_mcp.bus import PerKeyThrottle, RedisSubscriptionBus
-from binance_mcp.uris import ResourceURIError, canonical_uri, parse_uri, uris_for_update
+from binance_mcp.resources.bus import PerKeyThrottle, RedisSubscriptionBus
+from binance_mcp.resources.uris import ResourceURIError, canonical_uri, parse_uri, uris_for_update
 from tests.support.fake_feed import FakeDaemon, Replica, trade, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")

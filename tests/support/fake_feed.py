@@ -183,7 +183,7 @@ class ServeApp:
     async def __aenter__(self) -> ServeApp:
         import uvicorn
 
-        from binance_mcp.http_app import bind_socket
+        from binance_mcp.http.app import bind_socket
 
         sock = bind_socket(self.host, self.port)
         port = sock.getsockname()[1]

@@ -8,7 +8,13 @@ import pytest
 
 from binance_common.keys import Keys
 from binance_common.timeutil import now_ms
-from binance_mcp.leases import POOL_HOLDER, LeaseKeeper, holder_for, is_session_connection, session_holder
+from binance_mcp.feed.leases import (
+    POOL_HOLDER,
+    LeaseKeeper,
+    holder_for,
+    is_session_connection,
+    session_holder,
+)
 from tests.support.fake_feed import wait_until
 
 

@@ -6,31 +6,31 @@ from decimal import Decimal
 
 import pytest
 
-from binance_mcp.market_convert import (
+from binance_mcp.answers.book import order_book, spread_bps
+from binance_mcp.answers.convert import (
     agg_trade,
-    book_levels,
-    book_stats,
     change_percent,
-    check_time_range,
-    check_time_zone,
-    check_window,
-    fmt_q,
     kline_rows,
     kline_summary,
-    parse_time_ms,
     sort_tickers,
-    spread_bps,
     ticker_from_rest,
     ticker_from_ws,
     trade_from_rest,
     trade_from_ws,
     trade_summary,
 )
-from binance_mcp.market_models import TickerStats
+from binance_mcp.answers.inputs import (
+    check_asset,
+    check_time_range,
+    check_time_zone,
+    check_window,
+    parse_time_ms,
+)
+from binance_mcp.answers.market import TickerStats
+from binance_mcp.answers.numbers import fmt_q
 from binance_mcp.symbols import (
     ExchangeSnapshot,
     UnknownSymbolError,
-    check_asset,
     compact_exchange_info,
     search,
     suggest,
@@ -139,14 +139,17 @@ def test_trades_and_summary_exact() -> None:
 
 
 def test_book_stats() -> None:
-    bids = book_levels([["100.0", "1"], ["99.0", "2"], ["90", "5"]], 10)
-    asks = book_levels([["101.0", "1.5"], ["150", "1"]], 10)
-    mid, spread, bps, band = book_stats(bids, asks, Decimal("2"))
-    assert (mid, spread) == ("100.5", "1.0")
-    assert bps == "99.5025"
+    raw = {"bids": [["100.0", "1"], ["99.0", "2"], ["90", "5"]], "asks": [["101.0", "1.5"], ["150", "1"]]}
+    book = order_book({"source": "rest", "as_of_ms": 1, "age_ms": 0}, "X", raw, 10, Decimal("2"))
+    assert (book.mid, book.spread) == ("100.5", "1.0")
+    assert book.spread_bps == "99.5025"
+    band = book.depth_in_band
     assert band is not None and band.bid_qty == "3" and band.ask_qty == "1.5"
     assert band.bid_notional == "298"
-    assert book_stats([], asks, Decimal(1)) == (None, None, None, None)
+    assert [lv.qty for lv in book.bids] == ["1", "2", "5"]
+    one_sided = order_book({"source": "rest", "as_of_ms": 1, "age_ms": 0}, "X", {"bids": [], "asks": raw["asks"]}, 1, Decimal(1))
+    assert (one_sided.mid, one_sided.spread, one_sided.spread_bps, one_sided.depth_in_band) == (None, None, None, None)
+    assert [lv.price for lv in one_sided.asks] == ["101.0"]
     assert spread_bps("4.00000000", "4.00000200") == "0.0050"
     assert spread_bps("0", "0") is None
 

@@ -31,7 +31,7 @@ from binance_common.ratelimit import (
     Reservation,
     _no_scripting,
     budget_of,
-    retry_after_header,
+    retry_after_s,
     used_weight_header,
 )
 
@@ -191,8 +191,8 @@ def test_used_weight_header(headers: dict[str, str], used: int | None) -> None:
         ({}, 30.0, 30.0),
     ],
 )
-def test_retry_after_header(headers: dict[str, str], default: float, seconds: float) -> None:
-    got = retry_after_header(headers, default)
+def test_retry_after_s(headers: dict[str, str], default: float, seconds: float) -> None:
+    got = retry_after_s(headers, default)
     assert got == seconds
     assert isinstance(got, float)
 

@@ -29,6 +29,8 @@ from starlette.routing import BaseRoute, Route
 
 from binance_common.settings import Settings
 
+from ..runtime import Runtime, default_holder
+from ..server import build_server
 from .auth import (
     BearerAuthMiddleware,
     HostGuardMiddleware,
@@ -39,8 +41,6 @@ from .auth import (
     transport_security,
 )
 from .oauth import auth_settings, jwt_authenticator, oauth_enabled, oauth_middleware, verifier_for
-from .runtime import Runtime, default_holder
-from .server import build_server
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ async def health(rt: Runtime, *, stateless: bool) -> tuple[int, dict[str, object
 def create_app(
     settings: Settings, *, stateless: bool = True, runtime: Runtime | None = None, replica_id: str | None = None
 ) -> Starlette:
-    """The ASGI app of one replica. Raises :class:`~binance_mcp.auth.StartupError` on an unsafe bind."""
+    """The ASGI app of one replica. Raises :class:`~binance_mcp.http.auth.StartupError` on an unsafe bind."""
     oauth = oauth_enabled(settings)
     check_bind(settings, oauth=oauth)
     rt = runtime or Runtime(settings, holder=replica_id or f"http-{default_holder()}", transport="http")
@@ -194,6 +194,6 @@ def serve_workers(settings: Settings, workers: int, stateless: bool = True, repl
     os.environ[_ENV_STATELESS] = "1" if stateless else "0"
     if replica_id:
         os.environ[_ENV_REPLICA] = replica_id
-    config = _uvicorn_config("binance_mcp.http_app:app_from_env", factory=True, workers=workers)
+    config = _uvicorn_config("binance_mcp.http.app:app_from_env", factory=True, workers=workers)
     _announce(sock, workers=workers)
     Multiprocess(config, sockets=[sock]).run()

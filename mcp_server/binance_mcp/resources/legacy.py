@@ -9,7 +9,7 @@
   ``notifications/resources/updated`` on the connection's standalone stream. Everything is dropped when the
   connection closes. A stateless HTTP request has no stream to notify on, so it gets a clear error instead.
 
-Both paths are fed by the same throttled :class:`~binance_mcp.bus.RedisSubscriptionBus`, so a client on
+Both paths are fed by the same throttled :class:`~binance_mcp.resources.bus.RedisSubscriptionBus`, so a client on
 any replica is notified of feed updates, whichever replica took its subscribe.
 """
 
@@ -35,10 +35,10 @@ from mcp_types import (
     UnsubscribeRequestParams,
 )
 
-from .aio import cancel_and_wait
+from ..aio import cancel_and_wait
+from ..feed.leases import LeaseKeeper, new_holder
+from ..sdk_adapter import lowlevel_server, session_connection
 from .bus import RedisSubscriptionBus
-from .leases import LeaseKeeper, new_holder
-from .sdk_adapter import lowlevel_server, session_connection
 from .uris import ResourceURIError, parse_uri
 
 if TYPE_CHECKING:

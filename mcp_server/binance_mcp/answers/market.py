@@ -11,38 +11,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Source = Literal["rest", "ws", "cache"]
-
-
-class Sourced(BaseModel):
-    """Provenance of an answer."""
-
-    source: Source = Field(
-        description="rest: Binance REST just now; ws: the live WebSocket feed in Redis (no REST weight); "
-        "cache: the shared exchangeInfo cache."
-    )
-    as_of_ms: int = Field(description="When the data was received from Binance, ms since the epoch (UTC).")
-    age_ms: int = Field(description="Age of the data when answered, ms.")
-    stream: str | None = Field(None, description="The live stream that served it (source ws).")
-
-
-class Truncation(BaseModel):
-    """How a list answer was cut to stay small."""
-
-    total: int = Field(description="Items that matched the filters before the limit was applied.")
-    returned: int
-    truncated: bool = Field(description="True when more items matched than were returned.")
-    hint: str | None = Field(None, description="How to get more or narrower results.")
+from .provenance import Sourced
+from .respond import Answer, Truncation
 
 
 # --- general -------------------------------------------------------------------------------------------
-class Ping(BaseModel):
+class Ping(Answer):
     ok: bool
     latency_ms: float = Field(description="Round trip of GET /api/v3/ping, ms.")
     rest_base_url: str
 
 
-class ServerTime(BaseModel):
+class ServerTime(Answer):
     server_time_ms: int = Field(description="Binance server time, ms since the Unix epoch (UTC).")
     server_time_iso: str
     clock_offset_ms: int = Field(description="Binance time minus this machine's clock, ms (stored for signing).")
@@ -192,33 +172,6 @@ class TickerList(Sourced, Truncation):
     sort_by: str
     order: Literal["asc", "desc"]
     tickers: list[TickerStats]
-
-
-# --- order book ------------------------------------------------------------------------------------------
-class Level(BaseModel):
-    price: str
-    qty: str
-
-
-class BandDepthInfo(BaseModel):
-    band_pct: str = Field(description="Half-width of the band around the mid price, percent.")
-    bid_qty: str
-    bid_notional: str = Field(description="Sum of price x qty of bids in the band (quote asset).")
-    ask_qty: str
-    ask_notional: str
-
-
-class OrderBook(Sourced):
-    symbol: str
-    last_update_id: int | None = None
-    bids: list[Level] = Field(description="Best (highest) first.")
-    asks: list[Level] = Field(description="Best (lowest) first.")
-    best_bid: str | None = None
-    best_ask: str | None = None
-    mid: str | None = None
-    spread: str | None = None
-    spread_bps: str | None = Field(None, description="Spread over mid, basis points (4 decimals).")
-    depth_in_band: BandDepthInfo | None = Field(None, description="Liquidity within band_pct of the mid (returned levels).")
 
 
 # --- trades ----------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Each read returns JSON with a ``freshness`` block. Subscribe to a URI (``subscriptions/listen`` on
 2026-07-28, ``resources/subscribe`` before) to be notified when it changes; the subscription also leases
-the stream behind it so the feed carries it (see :mod:`subscriptions`). URI grammar: :mod:`uris`.
+the stream behind it so the feed carries it (see :mod:`.legacy`). URI grammar: :mod:`.uris`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from redis.exceptions import RedisError
 
 from binance_common.streams import StreamNameError, SymbolError, normalize_symbol, validate_stream
 
-from .feed import FeedError
-from .runtime import Runtime
+from ..answers.respond import dump
+from ..feed.base import FeedError
+from ..runtime import Runtime
 from .uris import BOOK_TEMPLATE, FEED_STATUS_URI, STREAM_TEMPLATE, TICKER_TEMPLATE, ticker_stream
 
 JSON = "application/json"
@@ -29,8 +30,7 @@ P = ParamSpec("P")
 
 
 def _dump(model: BaseModel | dict[str, Any]) -> str:
-    data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
-    return orjson.dumps(data).decode()
+    return orjson.dumps(dump(model) if isinstance(model, BaseModel) else model).decode()
 
 
 def resource_errors(fn: Callable[P, Awaitable[str]]) -> Callable[P, Awaitable[str]]:

@@ -3,7 +3,7 @@
 Two Redis channels feed every replica's bus:
 
 * the daemon's ``updates`` channel (newline-joined stream names and ``book:<SYMBOL>``), mapped to resource
-  URIs by :func:`~binance_mcp.uris.uris_for_update`. Only URIs some local client listens to are kept
+  URIs by :func:`~binance_mcp.resources.uris.uris_for_update`. Only URIs some local client listens to are kept
   (:meth:`RedisSubscriptionBus.add_interest`), so a replica with no listeners does almost no work;
 * ``mcp:events``, where :meth:`RedisSubscriptionBus.publish` sends the events tools raise with
   ``ctx.notify_*``, so a listener on replica A hears what a tool ran on replica B.
@@ -36,7 +36,7 @@ from mcp.server.subscriptions import (
 
 from binance_common.keys import Keys
 
-from .aio import cancel_and_wait
+from ..aio import cancel_and_wait
 from .uris import FEED_STATUS_URI, uris_for_update
 
 log = logging.getLogger(__name__)

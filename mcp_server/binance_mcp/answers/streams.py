@@ -1,14 +1,15 @@
-"""Output models of the stream tools and resources (the JSON agents see). Prices are exact decimal strings."""
+"""Answers of the stream tools and resources (the JSON agents see): subscriptions, latest values, histories,
+feed health. Prices are exact decimal strings; every answer built from stream data nests a Freshness. The
+live order book is in :mod:`.book`."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-import orjson
-from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
-from .freshness import Freshness
+from .provenance import Freshness
+from .respond import LiveAnswer
 
 
 class StreamStatus(BaseModel):
@@ -25,7 +26,7 @@ class StreamStatus(BaseModel):
     connection: str | None = None
 
 
-class StreamLatest(BaseModel):
+class StreamLatest(LiveAnswer):
     """The latest message of a stream."""
 
     stream: str
@@ -45,7 +46,7 @@ class SubscriptionOutcome(BaseModel):
     freshness: Freshness
 
 
-class SubscribeResult(BaseModel):
+class SubscribeResult(LiveAnswer):
     subscriptions: list[SubscriptionOutcome]
     live: int
     failed: int
@@ -61,7 +62,7 @@ class SubscribeResult(BaseModel):
     note: str | None = None
 
 
-class UnsubscribeResult(BaseModel):
+class UnsubscribeResult(LiveAnswer):
     released: list[str] = Field(description="Streams whose lease (under this caller's holder) was removed.")
     not_held: list[str] = Field(description="Streams this caller did not hold.")
     still_wanted_by_others: list[str] = Field(
@@ -81,7 +82,7 @@ class SubscriptionInfo(BaseModel):
     freshness: Freshness
 
 
-class SubscriptionList(BaseModel):
+class SubscriptionList(LiveAnswer):
     subscriptions: list[SubscriptionInfo]
     total: int
     truncated: bool
@@ -106,7 +107,7 @@ class HistoryEntry(BaseModel):
     gap: GapInfo | None = Field(None, description="Set on gap entries: the missing trade ids and why.")
 
 
-class StreamHistory(BaseModel):
+class StreamHistory(LiveAnswer):
     stream: str
     entries: list[HistoryEntry] = Field(description="Oldest first.")
     next_cursor: str | None = Field(
@@ -122,39 +123,7 @@ class StreamHistory(BaseModel):
     freshness: Freshness
 
 
-class BookLevel(BaseModel):
-    price: str
-    quantity: str
-
-
-class BandDepth(BaseModel):
-    band_pct: str = Field(description="Half-width of the price band around the mid price, percent.")
-    low: str = Field(description="Lowest price in the band.")
-    high: str = Field(description="Highest price in the band.")
-    bid_quantity: str
-    bid_notional: str = Field(description="Sum of price x quantity of bids in the band (quote asset).")
-    ask_quantity: str
-    ask_notional: str
-    bid_levels: int
-    ask_levels: int
-
-
-class OrderBookView(BaseModel):
-    symbol: str
-    last_update_id: int | None
-    bids: list[BookLevel] = Field(description="Best first.")
-    asks: list[BookLevel] = Field(description="Best first.")
-    best_bid: str | None
-    best_ask: str | None
-    mid: str | None
-    spread: str | None
-    spread_bps: str | None = Field(None, description="Spread over mid, basis points (4 decimals).")
-    depth: BandDepth | None
-    levels_available: dict[str, int] = Field(description="Levels per side the feed keeps for this book.")
-    freshness: Freshness
-
-
-class FeedStatus(BaseModel):
+class FeedStatus(LiveAnswer):
     daemon_alive: bool = Field(description="True when the daemon's heartbeat key exists (it has a TTL).")
     heartbeat: dict[str, Any] | None = Field(None, description="pid, host, started, ts of the daemon.")
     heartbeat_age_ms: int | None = None
@@ -178,10 +147,3 @@ class StreamProblem(BaseModel):
 
 
 FeedStatus.model_rebuild()
-
-
-def respond(model: BaseModel) -> CallToolResult:
-    """A tool result: structured content validated by the tool's output schema, and the same data as compact
-    JSON text (no indentation) for clients that only read text. Nulls are kept: ``as_of: null`` says "no data"."""
-    data = model.model_dump(mode="json")
-    return CallToolResult(content=[TextContent(type="text", text=orjson.dumps(data).decode())], structured_content=data)

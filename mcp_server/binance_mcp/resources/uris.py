@@ -22,7 +22,7 @@ from typing import Literal
 from urllib.parse import unquote
 
 from binance_common.keys import BOOK_UPDATE_PREFIX
-from binance_common.streams import StreamNameError, normalize_symbol, parse_stream
+from binance_common.streams import StreamNameError, build_stream, normalize_symbol, parse_stream
 
 SCHEME = "binance://"
 STREAM_TEMPLATE = "binance://stream/{stream}"
@@ -59,7 +59,7 @@ class ResourceTarget:
         if self.kind == "stream":
             return (self.name,)
         if self.kind == "ticker":
-            return (f"{self.name.lower()}@ticker",)
+            return (build_stream("ticker", self.name),)
         # books are kept for the daemon's configured symbols (order_book_symbols), which are always on
         return ()
 
@@ -102,4 +102,4 @@ def uris_for_update(name: str) -> tuple[str, ...]:
 
 def ticker_stream(symbol: str) -> str:
     """The stream behind ``binance://ticker/{symbol}``."""
-    return f"{normalize_symbol(symbol).lower()}@ticker"
+    return build_stream("ticker", symbol)

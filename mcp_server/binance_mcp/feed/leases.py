@@ -41,8 +41,8 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from binance_common.keys import CONTROL_RECONCILE, Keys
 from binance_common.timeutil import now_ms
 
-from .aio import cancel_and_wait
-from .sdk_adapter import session_connection
+from ..aio import cancel_and_wait
+from ..sdk_adapter import session_connection
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context

@@ -1,0 +1,95 @@
+"""Turning an answer model into a tool result: one :func:`respond`, the null policy of each answer, list
+truncation, and the byte budget that keeps a series inside an agent's context.
+
+Null policy: market answers drop null fields (a missing ``hint`` says nothing), stream answers keep them
+(``as_of: null`` says "no data yet"); each answer class declares which with ``keep_nulls``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import orjson
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel, Field
+
+DEFAULT_BUDGET_BYTES = 20_000
+M = TypeVar("M", bound=BaseModel)
+
+
+class Answer(BaseModel):
+    """Base of every tool answer."""
+
+    keep_nulls: ClassVar[bool] = False
+
+
+class LiveAnswer(Answer):
+    """An answer about the live feed: nulls are kept (``as_of: null`` means there is no data yet)."""
+
+    keep_nulls: ClassVar[bool] = True
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """The JSON-ready dict of an answer under its null policy."""
+    keep = getattr(type(model), "keep_nulls", False)
+    return model.model_dump(mode="json", exclude_none=not keep)
+
+
+def respond(model: BaseModel) -> CallToolResult:
+    """A tool result: structured content validated by the tool's output schema, and the same data as compact
+    JSON text (no indentation) for clients that only read text."""
+    data = dump(model)
+    return CallToolResult(content=[TextContent(type="text", text=orjson.dumps(data).decode())], structured_content=data)
+
+
+class Truncation(Answer):
+    """How a list answer was cut to stay small."""
+
+    total: int = Field(description="Items that matched the filters before the limit was applied.")
+    returned: int
+    truncated: bool = Field(description="True when more items matched than were returned.")
+    hint: str | None = Field(None, description="How to get more or narrower results.")
+
+
+def more_hint(total: int, shown: int, max_limit: int, narrow: str) -> str | None:
+    """What to do when a list was cut to ``max_limit`` or a smaller ``limit``."""
+    if total <= shown:
+        return None
+    if shown < max_limit:
+        return f"showing {shown} of {total}; raise limit (max {max_limit}) or {narrow}"
+    return f"showing {shown} of {total} (the maximum); {narrow}"
+
+
+def fit_rows(
+    rows: Sequence[Any], build: Callable[[Sequence[Any]], M], budget: int, *, keep: str = "first"
+) -> tuple[M, int]:
+    """The answer ``build(rows)``, with rows dropped (from the end, or with ``keep="last"`` from the start)
+    until its JSON text fits ``budget`` bytes; returns (answer, rows dropped). ``budget`` 0 means no limit.
+    At least one row is kept, so an answer always makes progress along its cursor.
+
+    Two encodings at most: the whole answer, and each row once (the rows' sizes give the cut directly).
+    """
+    answer = build(rows)
+    if budget <= 0 or len(rows) <= 1:
+        return answer, 0
+    size = len(orjson.dumps(dump(answer)))
+    if size <= budget:
+        return answer, 0
+    sizes = [len(orjson.dumps(_row(r))) + 1 for r in rows]  # +1: the comma between rows
+    fixed = size - sum(sizes)
+    room = budget - fixed - 200  # slack for the fields the cut adds (truncated, cursor, hint)
+    order = range(len(rows)) if keep == "first" else range(len(rows) - 1, -1, -1)
+    n = 0
+    for i in order:
+        room -= sizes[i]
+        if room < 0:
+            break
+        n += 1
+    n = max(1, n)
+    kept = rows[:n] if keep == "first" else rows[len(rows) - n :]
+    return build(kept), len(rows) - n
+
+
+def _row(r: Any) -> Any:
+    return dump(r) if isinstance(r, BaseModel) else r

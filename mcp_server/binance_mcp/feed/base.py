@@ -1,0 +1,91 @@
+"""What every feed read shares: the Redis handles, the error type, the decoding of a stream's status and
+payloads. The reads themselves are grouped by what they read (:mod:`.latest`, :mod:`.history`, :mod:`.books`,
+:mod:`.health`, :mod:`.fresh`) and combined in :class:`~.reader.FeedReader`.
+
+Every read that feeds one answer is a single round trip (a pipeline). Values are decoded with the shared codec
+(:mod:`binance_common.feedstore`); inputs are validated by the callers before any key is built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from binance_common.feedstore import StatusRecord
+from binance_common.keys import Keys
+from binance_common.models import parse_payload
+
+from ..answers.numbers import to_jsonable
+from ..answers.provenance import STATE_NOT_SUBSCRIBED
+from ..answers.streams import StreamStatus
+
+
+class FeedError(ValueError):
+    """A request the feed cannot answer (no such data, bad cursor); the message says what to do."""
+
+
+def text(v: Any) -> str | None:
+    if v is None:
+        return None
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def integer(v: Any) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def decode_payload(stream: str, data: Any) -> tuple[Any, bool]:
+    """(readable model dump, True), or (the raw payload, False) when it does not fit the model."""
+    try:
+        parsed = parse_payload(stream, data)
+    except (ValueError, TypeError, KeyError):
+        return data, False
+    if isinstance(parsed, list):
+        return [to_jsonable(p.model_dump()) for p in parsed], True
+    return to_jsonable(parsed.model_dump()), True
+
+
+def status_model(h: Mapping[Any, Any] | None) -> StreamStatus:
+    """A ``status:<stream>`` hash (:class:`~binance_common.feedstore.StatusRecord`) as the answer model."""
+    rec = StatusRecord.from_hash(h)
+    if rec is None:
+        return StreamStatus(state=STATE_NOT_SUBSCRIBED)
+    return StreamStatus(
+        state=rec.state or STATE_NOT_SUBSCRIBED,
+        reason=rec.reason or None,
+        since_ms=rec.since or None,
+        last_recv_ms=rec.last_recv or None,
+        msgs=rec.msgs,
+        gaps_found=rec.gaps_found,
+        gaps_filled=rec.gaps_filled,
+        reconnects=rec.reconnects,
+        connection=rec.conn or None,
+    )
+
+
+class FeedBase:
+    """Read-only access to the feed for one replica (the state every group of reads shares)."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        *,
+        history_cap: int,
+        blocking: aioredis.Redis | None = None,
+        max_blocking: int = 128,
+    ) -> None:
+        self.r = redis
+        self.keys = keys
+        self.history_cap = history_cap
+        self._blocking = blocking or redis
+        self._block_slots = asyncio.Semaphore(max_blocking)
+
+    async def status(self, stream: str) -> StreamStatus:
+        return status_model(await self.r.hgetall(self.keys.status(stream)))

@@ -1,0 +1,119 @@
+"""Candlesticks (klines and uiKlines) as compact rows with a summary of the returned range."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.types import CallToolResult
+from pydantic import Field
+
+from binance_common.streams import KLINE_INTERVALS
+
+from ..answers.convert import (
+    kline_rows,
+    kline_summary,
+)
+from ..answers.inputs import (
+    check_time_range,
+    check_time_zone,
+    parse_time_ms,
+    time_zone_param,
+)
+from ..answers.market import (
+    KLINE_COLUMNS,
+    Klines,
+)
+from ..answers.provenance import rest_meta
+from ..answers.respond import respond
+from .context import (
+    KLINES,
+    READ_ONLY,
+    Interval,
+    SymbolArg,
+    TimeArg,
+    ToolContext,
+    ToolSpec,
+)
+
+INTERVALS = " ".join(KLINE_INTERVALS)
+intervals = INTERVALS
+DESC_COMMON = (
+    f" Rows are [{', '.join(KLINE_COLUMNS)}], oldest first; prices exact strings. Intervals (case-sensitive): "
+    f"{INTERVALS}. Without start/end: the most recent candles. time_zone shifts interval boundaries (e.g. 8 "
+    "for UTC+8 days); start/end are always UTC. Weight 2."
+)
+DESC_KLINES = (
+    "Historical prices as OHLCV candlesticks (klines) of a symbol, with a summary (open, close, high, low, "
+    "change %, volume) of the returned range. GET /api/v3/klines." + DESC_COMMON
+)
+DESC_UI_KLINES = (
+    "Candlesticks optimised for charts (GET /api/v3/uiKlines): same parameters and rows as get_klines, with "
+    "Binance's presentation adjustments." + DESC_COMMON
+)
+
+
+async def _klines(
+    tc: ToolContext, ui: bool, symbol: str, interval: str, start_time: Any, end_time: Any, time_zone: str, limit: int
+) -> CallToolResult:
+    sym = await tc.symbol(symbol)
+    start, end = parse_time_ms(start_time, "start_time"), parse_time_ms(end_time, "end_time")
+    check_time_range(start, end)
+    tz = check_time_zone(time_zone)
+    params = {
+        "symbol": sym, "interval": interval, "startTime": start, "endTime": end,
+        "timeZone": time_zone_param(tz), "limit": limit,
+    }
+    raw = await tc.rest("/api/v3/uiKlines" if ui else "/api/v3/klines", params, symbols=[sym])
+    rows = kline_rows(raw)
+    full = len(rows) == limit
+    next_start = int(rows[-1][6]) + 1 if rows and full else None
+    hint = None
+    if full:
+        hint = (
+            f"{limit} candles returned (the limit): more exist after them; call again with "
+            f"start_time={next_start}" if start is not None else
+            f"the most recent {limit} candles; for older ones pass end_time={int(rows[0][0]) - 1}"
+        )
+    return respond(
+        Klines(
+            **rest_meta(), symbol=sym, interval=interval, time_zone=tz, ui=ui, columns=KLINE_COLUMNS,
+            rows=rows, count=len(rows), summary=kline_summary(rows),
+            next_start_time_ms=next_start if start is not None else None, hint=hint,
+        )
+    )
+
+desc_common = (
+    f" Rows are [{', '.join(KLINE_COLUMNS)}], oldest first; prices exact strings. Intervals (case-sensitive): "
+    f"{intervals}. Without start/end: the most recent candles. time_zone shifts interval boundaries (e.g. 8 "
+    "for UTC+8 days); start/end are always UTC. Weight 2."
+)
+
+
+async def get_klines(
+    tc: ToolContext,
+    symbol: SymbolArg,
+    interval: Interval = Field("1h", description=f"Candle interval: {intervals}."),
+    start_time: TimeArg = None,
+    end_time: TimeArg = None,
+    time_zone: str = Field("0", max_length=6, description="Hours or hours:minutes, -12:00..+14:00 (e.g. 8, -5, 05:45)."),
+    limit: int = Field(KLINES[0], ge=1, le=KLINES[1], description="Candles to return."),
+) -> Annotated[CallToolResult, Klines]:
+    return await _klines(tc, False, symbol, interval, start_time, end_time, time_zone, limit)
+
+
+async def get_ui_klines(
+    tc: ToolContext,
+    symbol: SymbolArg,
+    interval: Interval = Field("1h", description=f"Candle interval: {intervals}."),
+    start_time: TimeArg = None,
+    end_time: TimeArg = None,
+    time_zone: str = Field("0", max_length=6, description="Hours or hours:minutes, -12:00..+14:00 (e.g. 8, -5, 05:45)."),
+    limit: int = Field(KLINES[0], ge=1, le=KLINES[1], description="Candles to return."),
+) -> Annotated[CallToolResult, Klines]:
+    return await _klines(tc, True, symbol, interval, start_time, end_time, time_zone, limit)
+
+
+TOOLS = (
+    ToolSpec(get_klines, "Candlesticks / historical prices", READ_ONLY, description=DESC_KLINES),
+    ToolSpec(get_ui_klines, "UI candlesticks", READ_ONLY, description=DESC_UI_KLINES),
+)
