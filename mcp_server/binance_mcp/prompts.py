@@ -8,8 +8,6 @@ from pydantic import Field
 
 from binance_common.streams import KLINE_INTERVALS, SymbolError, normalize_symbol
 
-from .runtime import Runtime
-
 INVALID_PARAMS = -32602  # JSON-RPC: the prompt's arguments are wrong; the message says what is allowed
 
 
@@ -20,7 +18,7 @@ def _symbol(symbol: str) -> str:
         raise MCPError(INVALID_PARAMS, f"invalid argument symbol: {e}") from None
 
 
-def register(mcp: MCPServer, rt: Runtime) -> None:
+def register(mcp: MCPServer) -> None:
     @mcp.prompt(name="market_overview", title="Market overview of a symbol")
     def market_overview(symbol: str = Field(description="Trading pair, e.g. BTCUSDT.")) -> str:
         """Summarise price, 24 h change, spread and liquidity of one symbol from REST and the live feed."""

@@ -126,6 +126,11 @@ class Runtime:
         return self._feed
 
     @property
+    def embedded(self) -> bool:
+        """True when the feed runs in this process over in-memory Redis."""
+        return self.settings.embedded
+
+    @property
     def started(self) -> bool:
         return self._started
 

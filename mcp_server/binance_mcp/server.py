@@ -45,7 +45,7 @@ def build_server(rt: Runtime, *, subscriptions: Any = None, token_verifier: Any 
     )
     tools.register(mcp, ToolContext(rt))
     live.register(mcp, rt)
-    prompts.register(mcp, rt)
+    prompts.register(mcp)
     legacy = install_legacy(mcp, bus, rt.leases, rt.holder)
     rt.on_stop(legacy.close)
     return mcp

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, ParamSpec
+from typing import Any, ParamSpec, Protocol
 
 import orjson
 from mcp.server.mcpserver import MCPServer
@@ -22,7 +22,7 @@ from binance_common.streams import StreamNameError, SymbolError, normalize_symbo
 
 from ..answers.respond import dump
 from ..feed.base import FeedError
-from ..runtime import Runtime
+from ..feed.reader import FeedReader
 from .uris import BOOK_TEMPLATE, FEED_STATUS_URI, STREAM_TEMPLATE, TICKER_TEMPLATE, ticker_stream
 
 JSON = "application/json"
@@ -50,7 +50,19 @@ def resource_errors(fn: Callable[P, Awaitable[str]]) -> Callable[P, Awaitable[st
     return wrapper
 
 
-def register(mcp: MCPServer, rt: Runtime) -> None:
+class ResourceHost(Protocol):
+    """What the resources read through (the Runtime): the feed reader, whether it is embedded, the replica."""
+
+    @property
+    def feed(self) -> FeedReader: ...
+
+    @property
+    def embedded(self) -> bool: ...
+
+    holder: str
+
+
+def register(mcp: MCPServer, rt: ResourceHost) -> None:
     @mcp.resource(
         STREAM_TEMPLATE,
         name="stream",
@@ -101,7 +113,7 @@ def register(mcp: MCPServer, rt: Runtime) -> None:
     )
     async def feed_status_resource() -> str:
         try:
-            status = await rt.feed.feed_status(embedded=rt.settings.embedded, replica=rt.holder)
+            status = await rt.feed.feed_status(embedded=rt.embedded, replica=rt.holder)
         except (RedisError, ConnectionError, OSError) as e:
             raise ResourceError(f"the shared feed store (Redis) is unreachable: {type(e).__name__}") from e
         return _dump(status)
