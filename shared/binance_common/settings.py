@@ -78,6 +78,9 @@ class Settings(BaseSettings):
         "Most trade ids one catch-up or backfill recovers from REST (1000 a request); an older remainder is "
         "written to the history as an explicit gap entry."))
     history_maxlen: int = Field(10_000, ge=10, le=10_000_000, description="Approx. cap of each Redis Stream.")
+    answer_budget_bytes: int = Field(20_000, ge=0, le=10_000_000, description=(
+        "Most bytes of JSON text a series answer (klines, trades, stream history) carries, so it fits an "
+        "agent's context: longer answers are cut, say truncated and how to continue. 0 = no limit."))
     max_streams_per_connection: int = Field(200, ge=1, le=1024)
     connection_lifetime_s: float = Field(
         23 * 3600.0, gt=0, description="Rotate a connection after this long (Binance closes at 24 h)."

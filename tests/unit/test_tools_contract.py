@@ -16,7 +16,14 @@ from binance_common.settings import Settings
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "fixtures" / "tools-list.json"
 # (tool, "input"|"output", dotted path of a property added on purpose)
-INTENDED_ADDITIONS: set[tuple[str, str, str]] = set()
+SERIES = ("get_recent_trades", "get_historical_trades", "get_aggregate_trades", "get_stream_history")
+INTENDED_ADDITIONS: set[tuple[str, str, str]] = {
+    # The byte budget of series answers (answer_budget_bytes): every series says whether it was cut.
+    *((t, "output", f) for t in (*SERIES, "get_klines", "get_ui_klines") for f in ("truncated", "omitted")),
+    # The compact (columnar) form of trades and stream history: compact=true, then columns + rows.
+    *((t, "input", "compact") for t in SERIES),
+    *((t, "output", f) for t in SERIES for f in ("columns", "rows")),
+}
 
 
 async def current() -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .provenance import Sourced
-from .respond import Answer, Truncation
+from .respond import Answer, Series, Truncation
 
 
 # --- general -------------------------------------------------------------------------------------------
@@ -209,18 +209,29 @@ class TradeSummary(BaseModel):
     high: str | None = None
 
 
-class TradeList(Sourced):
+TRADE_COLUMNS = ["id", "price", "qty", "quote_qty", "time_ms", "is_buyer_maker", "is_best_match"]
+AGG_TRADE_COLUMNS = [
+    "agg_id", "price", "qty", "first_trade_id", "last_trade_id", "time_ms", "is_buyer_maker", "is_best_match",
+]
+COMPACT_ROWS = "With compact=true: one trade per row (oldest first), values in the order of `columns`."
+
+
+class TradeList(Sourced, Series):
     symbol: str
-    trades: list[TradeRow] = Field(description="Oldest first.")
-    summary: TradeSummary
+    trades: list[TradeRow] = Field(description="Oldest first (empty with compact=true: see rows).")
+    columns: list[str] | None = Field(None, description="With compact=true: the names of the values in each row.")
+    rows: list[list[Any]] | None = Field(None, description=COMPACT_ROWS)
+    summary: TradeSummary = Field(description="Of the returned trades.")
     next_from_id: int | None = Field(None, description="Pass as from_id to get_historical_trades for the next page.")
     hint: str | None = None
 
 
-class AggTradeList(Sourced):
+class AggTradeList(Sourced, Series):
     symbol: str
-    trades: list[AggTradeRow] = Field(description="Oldest first.")
-    summary: TradeSummary
+    trades: list[AggTradeRow] = Field(description="Oldest first (empty with compact=true: see rows).")
+    columns: list[str] | None = Field(None, description="With compact=true: the names of the values in each row.")
+    rows: list[list[Any]] | None = Field(None, description=COMPACT_ROWS)
+    summary: TradeSummary = Field(description="Of the returned trades.")
     next_from_id: int | None = Field(None, description="Pass as from_id for the next (newer) page.")
     hint: str | None = None
 
@@ -243,7 +254,7 @@ class KlineSummary(BaseModel):
     quote_volume: str
 
 
-class Klines(Sourced):
+class Klines(Sourced, Series):
     symbol: str
     interval: str
     time_zone: str
@@ -253,6 +264,7 @@ class Klines(Sourced):
     count: int
     summary: KlineSummary | None = None
     next_start_time_ms: int | None = Field(
-        None, description="When count == limit: pass as start_time to continue after the last candle."
+        None, description="When count == limit or the answer was cut: pass as start_time to continue after the "
+        "last candle."
     )
     hint: str | None = None

@@ -52,6 +52,16 @@ class Truncation(Answer):
     hint: str | None = Field(None, description="How to get more or narrower results.")
 
 
+class Series(Answer):
+    """A series answer cut to the byte budget (``answer_budget_bytes``) when it would not fit."""
+
+    truncated: bool = Field(
+        False, description="True when rows were left out to keep the answer within the byte budget "
+        "(answer_budget_bytes, about 20 KB of text by default); `hint` and the cursor fields say how to continue."
+    )
+    omitted: int = Field(0, description="Rows left out by the byte budget.")
+
+
 def more_hint(total: int, shown: int, max_limit: int, narrow: str) -> str | None:
     """What to do when a list was cut to ``max_limit`` or a smaller ``limit``."""
     if total <= shown:
@@ -62,7 +72,12 @@ def more_hint(total: int, shown: int, max_limit: int, narrow: str) -> str | None
 
 
 def fit_rows(
-    rows: Sequence[Any], build: Callable[[Sequence[Any]], M], budget: int, *, keep: str = "first"
+    rows: Sequence[Any],
+    build: Callable[[Sequence[Any]], M],
+    budget: int,
+    *,
+    keep: str = "first",
+    size_of: Callable[[Any], int] | None = None,
 ) -> tuple[M, int]:
     """The answer ``build(rows)``, with rows dropped (from the end, or with ``keep="last"`` from the start)
     until its JSON text fits ``budget`` bytes; returns (answer, rows dropped). ``budget`` 0 means no limit.
@@ -76,7 +91,8 @@ def fit_rows(
     size = len(orjson.dumps(dump(answer)))
     if size <= budget:
         return answer, 0
-    sizes = [len(orjson.dumps(_row(r))) + 1 for r in rows]  # +1: the comma between rows
+    measure = size_of or (lambda r: len(orjson.dumps(_row(r))))
+    sizes = [measure(r) + 1 for r in rows]  # +1: the comma between rows
     fixed = size - sum(sizes)
     room = budget - fixed - 200  # slack for the fields the cut adds (truncated, cursor, hint)
     order = range(len(rows)) if keep == "first" else range(len(rows) - 1, -1, -1)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .provenance import Freshness
-from .respond import LiveAnswer
+from .respond import LiveAnswer, Series
 
 
 class StreamStatus(BaseModel):
@@ -107,9 +107,14 @@ class HistoryEntry(BaseModel):
     gap: GapInfo | None = Field(None, description="Set on gap entries: the missing trade ids and why.")
 
 
-class StreamHistory(LiveAnswer):
+class StreamHistory(LiveAnswer, Series):
     stream: str
-    entries: list[HistoryEntry] = Field(description="Oldest first.")
+    entries: list[HistoryEntry] = Field(description="Oldest first (empty with compact=true: see rows).")
+    columns: list[str] | None = Field(
+        None, description="With compact=true: names of the values in each row (cursor, received_ms, source, gap, "
+        "then the message's fields)."
+    )
+    rows: list[list[Any]] | None = Field(None, description="With compact=true: one entry per row, oldest first.")
     next_cursor: str | None = Field(
         description="Cursor to pass as `since` next time (the last entry returned, or the stream's end)."
     )
@@ -147,3 +152,24 @@ class StreamProblem(BaseModel):
 
 
 FeedStatus.model_rebuild()
+
+
+ENTRY_COLUMNS = ["cursor", "received_ms", "source", "gap"]
+
+
+def compact_history(entries: list[HistoryEntry]) -> tuple[list[str], list[list[Any]]]:
+    """History entries as columns and rows: the entry's own fields, then every field of the messages (in
+    the order first seen; a message that is not an object goes under ``data``)."""
+    fields: dict[str, None] = {}
+    for e in entries:
+        if isinstance(e.data, dict):
+            fields.update(dict.fromkeys(e.data))
+        elif e.data is not None:
+            fields["data"] = None
+    names = list(fields)
+    rows = []
+    for e in entries:
+        d = e.data if isinstance(e.data, dict) else ({"data": e.data} if e.data is not None else {})
+        gap = e.gap.model_dump() if e.gap is not None else None
+        rows.append([e.cursor, e.received_ms, e.source, gap, *(d.get(n) for n in names)])
+    return ENTRY_COLUMNS + names, rows

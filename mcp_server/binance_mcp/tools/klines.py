@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from mcp.types import CallToolResult
@@ -24,7 +25,7 @@ from ..answers.market import (
     Klines,
 )
 from ..answers.provenance import rest_meta
-from ..answers.respond import respond
+from ..answers.respond import fit_rows, respond
 from .context import (
     KLINES,
     READ_ONLY,
@@ -36,11 +37,11 @@ from .context import (
 )
 
 INTERVALS = " ".join(KLINE_INTERVALS)
-intervals = INTERVALS
 DESC_COMMON = (
     f" Rows are [{', '.join(KLINE_COLUMNS)}], oldest first; prices exact strings. Intervals (case-sensitive): "
     f"{INTERVALS}. Without start/end: the most recent candles. time_zone shifts interval boundaries (e.g. 8 "
-    "for UTC+8 days); start/end are always UTC. Weight 2."
+    "for UTC+8 days); start/end are always UTC. Weight 2. An answer holds at most about 20 KB of text "
+    "(answer_budget_bytes): longer ranges are cut (truncated, omitted) with the cursor to continue."
 )
 DESC_KLINES = (
     "Historical prices as OHLCV candlesticks (klines) of a symbol, with a summary (open, close, high, low, "
@@ -66,33 +67,40 @@ async def _klines(
     raw = await tc.rest("/api/v3/uiKlines" if ui else "/api/v3/klines", params, symbols=[sym])
     rows = kline_rows(raw)
     full = len(rows) == limit
-    next_start = int(rows[-1][6]) + 1 if rows and full else None
-    hint = None
-    if full:
-        hint = (
-            f"{limit} candles returned (the limit): more exist after them; call again with "
-            f"start_time={next_start}" if start is not None else
-            f"the most recent {limit} candles; for older ones pass end_time={int(rows[0][0]) - 1}"
-        )
-    return respond(
-        Klines(
-            **rest_meta(), symbol=sym, interval=interval, time_zone=tz, ui=ui, columns=KLINE_COLUMNS,
-            rows=rows, count=len(rows), summary=kline_summary(rows),
-            next_start_time_ms=next_start if start is not None else None, hint=hint,
-        )
-    )
+    forward = start is not None  # a page after start_time: keep the oldest rows; else the most recent
 
-desc_common = (
-    f" Rows are [{', '.join(KLINE_COLUMNS)}], oldest first; prices exact strings. Intervals (case-sensitive): "
-    f"{intervals}. Without start/end: the most recent candles. time_zone shifts interval boundaries (e.g. 8 "
-    "for UTC+8 days); start/end are always UTC. Weight 2."
-)
+    def build(kept: Sequence[list[str | int]]) -> Klines:
+        cut = len(rows) - len(kept)
+        next_start = int(kept[-1][6]) + 1 if kept and (full or cut) and forward else None
+        hint = None
+        if cut:
+            hint = (
+                f"{len(kept)} of {len(rows)} candles fit the answer budget; continue with start_time={next_start}"
+                if forward else
+                f"the most recent {len(kept)} of {len(rows)} candles fit the answer budget; for older ones pass "
+                f"end_time={int(kept[0][0]) - 1}"
+            )
+        elif full:
+            hint = (
+                f"{limit} candles returned (the limit): more exist after them; call again with "
+                f"start_time={next_start}" if forward else
+                f"the most recent {limit} candles; for older ones pass end_time={int(rows[0][0]) - 1}"
+            )
+        return Klines(
+            **meta, symbol=sym, interval=interval, time_zone=tz, ui=ui, columns=KLINE_COLUMNS,
+            rows=list(kept), count=len(kept), summary=kline_summary(list(kept)),
+            next_start_time_ms=next_start, hint=hint, truncated=cut > 0, omitted=cut,
+        )
+
+    meta = rest_meta()
+    answer, _ = fit_rows(rows, build, tc.settings.answer_budget_bytes, keep="first" if forward else "last")
+    return respond(answer)
 
 
 async def get_klines(
     tc: ToolContext,
     symbol: SymbolArg,
-    interval: Interval = Field("1h", description=f"Candle interval: {intervals}."),
+    interval: Interval = Field("1h", description=f"Candle interval: {INTERVALS}."),
     start_time: TimeArg = None,
     end_time: TimeArg = None,
     time_zone: str = Field("0", max_length=6, description="Hours or hours:minutes, -12:00..+14:00 (e.g. 8, -5, 05:45)."),
@@ -104,7 +112,7 @@ async def get_klines(
 async def get_ui_klines(
     tc: ToolContext,
     symbol: SymbolArg,
-    interval: Interval = Field("1h", description=f"Candle interval: {intervals}."),
+    interval: Interval = Field("1h", description=f"Candle interval: {INTERVALS}."),
     start_time: TimeArg = None,
     end_time: TimeArg = None,
     time_zone: str = Field("0", max_length=6, description="Hours or hours:minutes, -12:00..+14:00 (e.g. 8, -5, 05:45)."),

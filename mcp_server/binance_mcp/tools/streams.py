@@ -13,8 +13,10 @@ Equivalents of the seed system's tools: subscribe_to_{trade,kline,ticker,book_ti
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
+import orjson
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
@@ -24,9 +26,10 @@ from binance_common.streams import KLINE_INTERVALS, build_stream, validate_strea
 from binance_common.timeutil import now_ms
 
 from ..answers.provenance import STATE_NOT_SUBSCRIBED
-from ..answers.respond import respond
+from ..answers.respond import fit_rows, respond
 from ..answers.streams import (
     FeedStatus,
+    HistoryEntry,
     StreamHistory,
     StreamLatest,
     SubscribeResult,
@@ -34,6 +37,7 @@ from ..answers.streams import (
     SubscriptionList,
     SubscriptionOutcome,
     UnsubscribeResult,
+    compact_history,
 )
 from ..feed.history import MAX_HISTORY_COUNT, MAX_WAIT_S, parse_cursor
 from ..feed.leases import holder_for
@@ -300,10 +304,15 @@ async def get_stream_history(
         0.0, ge=0, le=MAX_WAIT_S, description="With `since`: wait up to this long for a new entry, s."
     ),
     raw: bool = Field(False, description="Return Binance's raw JSON instead of readable field names."),
+    compact: bool = Field(
+        False, description="Entries as rows of values under `columns` instead of one object each (about half the text)."
+    ),
 ) -> Annotated[CallToolResult, StreamHistory]:
     """Recent messages of a stream from its capped history (oldest first): the last N, or those after a
     cursor, optionally waiting for new ones. `missed` counts entries the cap trimmed before you read
-    them, so a slow reader knows it lost data."""
+    them, so a slow reader knows it lost data. At most about 20 KB of text (answer_budget_bytes): a longer
+    answer keeps the oldest entries after `since` (next_cursor continues) or, without `since`, the newest,
+    and says truncated; compact=true fits about twice as many."""
     name = validate_stream(stream)
     if since is None and wait_s > 0:
         raise ToolError(
@@ -311,7 +320,25 @@ async def get_stream_history(
             "to wait for what comes after it"
         )
     cursor = parse_cursor(since) if since is not None else None
-    return respond(await tc.feed.history(name, count=count, since=cursor, wait_s=wait_s, raw=raw))
+    full = await tc.feed.history(name, count=count, since=cursor, wait_s=wait_s, raw=raw)
+    entries = full.entries
+
+    def build(kept: Sequence[HistoryEntry]) -> StreamHistory:
+        cut = len(entries) - len(kept)
+        update: dict[str, Any] = {"truncated": cut > 0, "omitted": cut}
+        if cut and cursor is not None:
+            update["next_cursor"] = kept[-1].cursor
+        if compact:
+            update["entries"] = []
+            update["columns"], update["rows"] = compact_history(list(kept))
+        else:
+            update["entries"] = list(kept)
+        return full.model_copy(update=update)
+
+    measure = (lambda e: len(orjson.dumps(compact_history([e])[1][0]))) if compact else None
+    keep = "first" if cursor is not None else "last"
+    answer, _ = fit_rows(entries, build, tc.settings.answer_budget_bytes, keep=keep, size_of=measure)
+    return respond(answer)
 
 
 async def get_feed_status(tc: ToolContext) -> Annotated[CallToolResult, FeedStatus]:
