@@ -10,6 +10,7 @@ from . import __version__, prompts, tools
 from .resources import live
 from .resources.legacy import install as install_legacy
 from .runtime import Runtime
+from .sdk_adapter import drop_tracing
 from .tools.context import ToolContext
 
 INSTRUCTIONS = """\
@@ -30,7 +31,7 @@ def build_server(rt: Runtime, *, subscriptions: Any = None, token_verifier: Any 
 
     ``subscriptions`` overrides the replica's Redis-backed bus (tests); resource updates reach clients of
     both protocol eras (``subscriptions/listen`` and ``resources/subscribe``). ``token_verifier`` and
-    ``auth``: the OAuth resource server (:mod:`oauth`), HTTP only.
+    ``auth``: the OAuth resource server (:mod:`.http.oauth`), HTTP only.
     """
     bus = subscriptions if subscriptions is not None else rt.bus
     mcp: MCPServer = MCPServer(
@@ -43,6 +44,8 @@ def build_server(rt: Runtime, *, subscriptions: Any = None, token_verifier: Any 
         token_verifier=token_verifier,
         auth=auth,
     )
+    if not rt.settings.otel_spans:
+        drop_tracing(mcp)
     tools.register(mcp, ToolContext(rt))
     live.register(mcp, rt)
     prompts.register(mcp)

@@ -14,7 +14,8 @@ Value layouts, under ``<namespace>:v1:``:
   ``reconnects``, ``rate`` (msg/s), ``updated`` (ms).
 * ``book:<SYMBOL>`` STRING JSON (:class:`BookValue`): ``{"symbol", "state", "since", "lastUpdateId", "E",
   "asof", "bids": [[p, q]..], "asks": [[p, q]..]}``. Only ``state == "live"`` is a usable book; while
-  ``syncing`` the levels are empty and ``since`` says since when (ms).
+  ``syncing`` (resyncing after a gap, reconnect or restart) or ``unsubscribed`` (nothing wants the book any
+  more) the levels are empty and ``since`` says since when (ms).
 * ``daemon:leader`` STRING: the leader's fencing token ``<epoch>:<host>:<pid>:<nonce>`` with TTL
   ``heartbeat_ttl_s``; ``daemon:leader:last`` the last token granted (no TTL); ``daemon:leader:epoch`` INT.
 """

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
         "Most trade ids one catch-up or backfill recovers from REST (1000 a request); an older remainder is "
         "written to the history as an explicit gap entry."))
     history_maxlen: int = Field(10_000, ge=10, le=10_000_000, description="Approx. cap of each Redis Stream.")
+    otel_spans: bool = Field(False, description=(
+        "Emit an OpenTelemetry span per MCP message (the SDK's tracing; needs an exporter installed in the "
+        "process). Off by default: it costs about 5% of a cheap call's CPU."))
     answer_budget_bytes: int = Field(20_000, ge=0, le=10_000_000, description=(
         "Most bytes of JSON text a series answer (klines, trades, stream history) carries, so it fits an "
         "agent's context: longer answers are cut, say truncated and how to continue. 0 = no limit."))

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from mcp import Client
 from mcp.server.mcpserver import Context, MCPServer
 
-from binance_mcp.sdk_adapter import lowlevel_server, session_connection
+from binance_mcp.sdk_adapter import drop_tracing, lowlevel_server, session_connection
 from binance_streamd.redis_adapter import stream_writer
 
 pytestmark = pytest.mark.integration
@@ -32,6 +32,20 @@ async def test_mcp_sdk_internals_are_where_the_adapter_looks() -> None:
     conn = seen[0]
     assert conn is not None, "ServerSession._connection is gone: session-scoped leases fall back to the pool"
     assert hasattr(conn, "state") and hasattr(conn, "exit_stack") and hasattr(conn, "protocol_version")
+
+
+async def test_the_sdk_tracing_middleware_is_where_the_adapter_looks() -> None:
+    mcp = MCPServer("pin")
+    before = len(mcp.middleware)
+    assert drop_tracing(mcp) == 1, "the SDK no longer ships OpenTelemetryMiddleware first in MCPServer.middleware"
+    assert len(mcp.middleware) == before - 1 and drop_tracing(mcp) == 0
+
+    @mcp.tool()
+    async def probe() -> str:
+        return "ok"
+
+    async with Client(mcp) as c:  # the chain still serves calls without it
+        assert (await c.call_tool("probe", {})).content[0].text == "ok"  # type: ignore[union-attr]
 
 
 async def test_redis_py_connection_writer_is_where_the_adapter_looks(redis_server) -> None:

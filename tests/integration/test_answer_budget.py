@@ -14,7 +14,6 @@ import pytest
 from mcp import Client
 
 from binance_common.keys import Keys
-from binance_mcp.runtime import Runtime
 from tests.support.market_harness import call, client_for, replica, seed_history
 from tests.support.sim import BinanceSim, SimConfig
 

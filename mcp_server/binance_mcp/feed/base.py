@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from binance_common.feedstore import StatusRecord
 from binance_common.keys import Keys
@@ -69,6 +70,11 @@ def status_model(h: Mapping[Any, Any] | None) -> StreamStatus:
     )
 
 
+LATEST_AND_STATE = "return {redis.call('GET', KEYS[1]), redis.call('HMGET', KEYS[2], 'state', 'reason')}"
+"""The hot read of ``get_stream_latest``: the latest value and the stream's state in one command (cheaper for
+the client than a pipeline of two)."""
+
+
 class FeedBase:
     """Read-only access to the feed for one replica (the state every group of reads shares)."""
 
@@ -86,6 +92,25 @@ class FeedBase:
         self.history_cap = history_cap
         self._blocking = blocking or redis
         self._block_slots = asyncio.Semaphore(max_blocking)
+        self._latest_script = redis.register_script(LATEST_AND_STATE)
+        self._scripts = True  # False once the server refuses scripts (in-memory Redis without Lua)
+
+    async def latest_and_state(self, stream: str) -> tuple[bytes | None, str | None, str | None]:
+        """(``latest:<stream>`` value, state, reason) in one round trip."""
+        keys = [self.keys.latest(stream), self.keys.status(stream)]
+        if self._scripts:
+            try:
+                blob, (state, reason) = await self._latest_script(keys=keys)
+                return blob, text(state), text(reason)
+            except ResponseError as e:
+                if "unknown command" not in str(e) and "NOSCRIPT" not in str(e):
+                    raise
+                self._scripts = False
+        pipe = self.r.pipeline(transaction=False)
+        pipe.get(keys[0])
+        pipe.hmget(keys[1], "state", "reason")
+        blob, (state, reason) = await pipe.execute()
+        return blob, text(state), text(reason)
 
     async def status(self, stream: str) -> StreamStatus:
         return status_model(await self.r.hgetall(self.keys.status(stream)))

@@ -6,18 +6,16 @@ from binance_common.feedstore import decode_latest
 from binance_common.models import event_time_ms
 from binance_common.timeutil import now_ms
 
-from ..answers.provenance import Freshness, freshness, stale_after_ms
+from ..answers.provenance import STATE_NOT_SUBSCRIBED, Freshness, freshness, stale_after_ms
 from ..answers.streams import StreamLatest, StreamStatus
 from .base import FeedBase, decode_payload, status_model
 
 
 class LatestReads(FeedBase):
     async def latest(self, stream: str, *, raw: bool = False) -> StreamLatest:
-        pipe = self.r.pipeline(transaction=False)
-        pipe.get(self.keys.latest(stream))
-        pipe.hgetall(self.keys.status(stream))
-        blob, status = await pipe.execute()
-        return self.latest_from(stream, blob, status_model(status), raw=raw)
+        blob, state, reason = await self.latest_and_state(stream)
+        status = StreamStatus(state=state or STATE_NOT_SUBSCRIBED, reason=reason or None)
+        return self.latest_from(stream, blob, status, raw=raw)
 
     @staticmethod
     def latest_from(stream: str, blob: bytes | None, status: StreamStatus, *, raw: bool = False) -> StreamLatest:

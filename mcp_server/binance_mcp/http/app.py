@@ -2,9 +2,9 @@
 
 Stateless by default, so any number of replicas can sit behind a load balancer: no request depends on the
 replica that served an earlier one (leases of stateless clients belong to the replica pool, see
-:mod:`leases`; live updates reach a listener on any replica through the Redis bus). ``stateless=False``
+:mod:`binance_mcp.feed.leases`; live updates reach a listener on any replica through the Redis bus). ``stateless=False``
 keeps per-client sessions instead (needed by handshake-era clients that rely on ``resources/subscribe``
-over Streamable HTTP; /sse always offers it). Binds 127.0.0.1 by default; see :mod:`auth` for the rules
+over Streamable HTTP; /sse always offers it). Binds 127.0.0.1 by default; see :mod:`.auth` for the rules
 that apply elsewhere.
 """
 

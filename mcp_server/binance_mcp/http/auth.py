@@ -1,7 +1,7 @@
 """HTTP front-end protection: bind checks, the Host/Origin guard, and authentication.
 
 * Binding a loopback address needs nothing; binding anything else requires authentication (a bearer token,
-  ``BINANCE_MCP_AUTH_TOKEN``/``_FILE``, or OAuth, see :mod:`oauth`) and, when the address binds every
+  ``BINANCE_MCP_AUTH_TOKEN``/``_FILE``, or OAuth, see :mod:`.oauth`) and, when the address binds every
   interface, the host names clients will use (``BINANCE_MCP_ALLOWED_HOSTS``). The decision is made on the
   addresses the host resolves to, never on its spelling (``0``, ``::0`` and ``0.0.0.0.`` all bind every
   interface): :func:`check_bind` refuses to start otherwise, with a message that says what to set.
