@@ -8,7 +8,9 @@ the stream behind it so the feed carries it (see :mod:`.legacy`). URI grammar: :
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ParamSpec, Protocol
 
@@ -62,58 +64,80 @@ class ResourceHost(Protocol):
     holder: str
 
 
-def register(mcp: MCPServer, rt: ResourceHost) -> None:
-    @mcp.resource(
-        STREAM_TEMPLATE,
-        name="stream",
-        title="Latest message of a live stream",
-        description="Latest message of a Binance stream (e.g. binance://stream/btcusdt@trade), decoded, with "
-        "freshness. Subscribe to be notified on every update (at most 4 per second per URI).",
-        mime_type=JSON,
-    )
-    @resource_errors
-    async def stream_resource(stream: str) -> str:
-        return _dump(await rt.feed.latest(validate_stream(stream)))
+async def stream_resource(rt: ResourceHost, stream: str) -> str:
+    return _dump(await rt.feed.latest(validate_stream(stream)))
 
-    @mcp.resource(
-        BOOK_TEMPLATE,
-        name="order_book",
-        title="Live order book",
-        description="Top 20 levels, spread and depth within 1% of mid of the feed's local order book "
+
+async def book_resource(rt: ResourceHost, symbol: str) -> str:
+    sym = normalize_symbol(symbol)
+    try:
+        view = await rt.feed.book(sym, levels=20, band_pct=Decimal(1))
+    except FeedError as e:
+        return _dump({"symbol": sym, "available": False, "note": str(e)})
+    return _dump(view)
+
+
+async def ticker_resource(rt: ResourceHost, symbol: str) -> str:
+    return _dump(await rt.feed.latest(ticker_stream(symbol)))
+
+
+async def feed_status_resource(rt: ResourceHost) -> str:
+    return _dump(await rt.feed.feed_status(embedded=rt.embedded, replica=rt.holder))
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceSpec:
+    uri: str
+    name: str
+    title: str
+    description: str
+    fn: Callable[..., Awaitable[str]]
+
+
+RESOURCES = (
+    ResourceSpec(
+        STREAM_TEMPLATE, "stream", "Latest message of a live stream",
+        "Latest message of a Binance stream (e.g. binance://stream/btcusdt@trade), decoded, with freshness. "
+        "Subscribe to be notified on every update (at most 4 per second per URI).",
+        stream_resource,
+    ),
+    ResourceSpec(
+        BOOK_TEMPLATE, "order_book", "Live order book",
+        "Top 20 levels, spread and depth within 1% of mid of the feed's local order book "
         "(e.g. binance://book/BTCUSDT).",
-        mime_type=JSON,
-    )
-    @resource_errors
-    async def book_resource(symbol: str) -> str:
-        sym = normalize_symbol(symbol)
-        try:
-            view = await rt.feed.book(sym, levels=20, band_pct=Decimal(1))
-        except FeedError as e:
-            return _dump({"symbol": sym, "available": False, "note": str(e)})
-        return _dump(view)
+        book_resource,
+    ),
+    ResourceSpec(
+        TICKER_TEMPLATE, "ticker", "24 h ticker",
+        "24 h rolling ticker of a symbol from the <symbol>@ticker stream (e.g. binance://ticker/BTCUSDT), with "
+        "freshness.",
+        ticker_resource,
+    ),
+    ResourceSpec(
+        FEED_STATUS_URI, "feed_status", "Feed health",
+        "Daemon heartbeat, connections, lag and stream states of the shared feed.",
+        feed_status_resource,
+    ),
+)
 
-    @mcp.resource(
-        TICKER_TEMPLATE,
-        name="ticker",
-        title="24 h ticker",
-        description="24 h rolling ticker of a symbol from the <symbol>@ticker stream (e.g. "
-        "binance://ticker/BTCUSDT), with freshness.",
-        mime_type=JSON,
-    )
-    @resource_errors
-    async def ticker_resource(symbol: str) -> str:
-        return _dump(await rt.feed.latest(ticker_stream(symbol)))
 
-    @mcp.resource(
-        FEED_STATUS_URI,
-        name="feed_status",
-        title="Feed health",
-        description="Daemon heartbeat, connections, lag and stream states of the shared feed.",
-        mime_type=JSON,
-    )
-    async def feed_status_resource() -> str:
-        try:
-            status = await rt.feed.feed_status(embedded=rt.embedded, replica=rt.holder)
-        except (RedisError, ConnectionError, OSError) as e:
-            raise ResourceError(f"the shared feed store (Redis) is unreachable: {type(e).__name__}") from e
-        return _dump(status)
+def _bound(fn: Callable[..., Awaitable[str]], rt: ResourceHost) -> Callable[..., Awaitable[str]]:
+    """``fn`` with ``rt`` supplied and failures mapped, its other parameters (the URI's) left for the SDK."""
+    sig = inspect.signature(fn, eval_str=True)
+    params = list(sig.parameters.values())[1:]
+
+    @resource_errors
+    async def read(**kwargs: Any) -> str:
+        return await fn(rt, **kwargs)
+
+    read.__name__ = fn.__name__
+    read.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    read.__annotations__ = {p.name: p.annotation for p in params} | {"return": str}
+    return read
+
+
+def register(mcp: MCPServer, rt: ResourceHost) -> None:
+    for spec in RESOURCES:
+        mcp.resource(spec.uri, name=spec.name, title=spec.title, description=spec.description, mime_type=JSON)(
+            _bound(spec.fn, rt)
+        )
