@@ -43,6 +43,9 @@ DESC_COMMON = (
     "for UTC+8 days); start/end are always UTC. Weight 2. An answer holds at most about 20 KB of text "
     "(answer_budget_bytes): longer ranges are cut (truncated, omitted) with the cursor to continue."
 )
+IntervalArg = Annotated[Interval, Field(description=f"Candle interval: {INTERVALS}.")]
+ZoneArg = Annotated[str, Field(max_length=6, description="Hours or hours:minutes, -12:00..+14:00 (e.g. 8, -5, 05:45).")]
+LimitArg = Annotated[int, Field(ge=1, le=KLINES[1], description="Candles to return.")]
 DESC_KLINES = (
     "Historical prices as OHLCV candlesticks (klines) of a symbol, with a summary (open, close, high, low, "
     "change %, volume) of the returned range. GET /api/v3/klines." + DESC_COMMON
@@ -100,11 +103,11 @@ async def _klines(
 async def get_klines(
     tc: ToolContext,
     symbol: SymbolArg,
-    interval: Interval = Field("1h", description=f"Candle interval: {INTERVALS}."),
+    interval: IntervalArg = "1h",
     start_time: TimeArg = None,
     end_time: TimeArg = None,
-    time_zone: str = Field("0", max_length=6, description="Hours or hours:minutes, -12:00..+14:00 (e.g. 8, -5, 05:45)."),
-    limit: int = Field(KLINES[0], ge=1, le=KLINES[1], description="Candles to return."),
+    time_zone: ZoneArg = "0",
+    limit: LimitArg = KLINES[0],
 ) -> Annotated[CallToolResult, Klines]:
     return await _klines(tc, False, symbol, interval, start_time, end_time, time_zone, limit)
 
@@ -112,11 +115,11 @@ async def get_klines(
 async def get_ui_klines(
     tc: ToolContext,
     symbol: SymbolArg,
-    interval: Interval = Field("1h", description=f"Candle interval: {INTERVALS}."),
+    interval: IntervalArg = "1h",
     start_time: TimeArg = None,
     end_time: TimeArg = None,
-    time_zone: str = Field("0", max_length=6, description="Hours or hours:minutes, -12:00..+14:00 (e.g. 8, -5, 05:45)."),
-    limit: int = Field(KLINES[0], ge=1, le=KLINES[1], description="Candles to return."),
+    time_zone: ZoneArg = "0",
+    limit: LimitArg = KLINES[0],
 ) -> Annotated[CallToolResult, Klines]:
     return await _klines(tc, True, symbol, interval, start_time, end_time, time_zone, limit)
 
