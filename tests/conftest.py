@@ -78,5 +78,5 @@ def recording_path(request: pytest.FixtureRequest) -> Path:
     if path is None:
         pytest.skip(f"recording {request.param} not found in tests/fixtures/ or ${FIXTURES_ENV}; to run the "
                     f"real-recording tests set {FIXTURES_ENV} to the folder holding it "
-                    f"(e.g. {FIXTURES_ENV}=../shared/fixtures)")
+                    f"(an absolute path, e.g. {FIXTURES_ENV}=/data/binance-recordings)")
     return path

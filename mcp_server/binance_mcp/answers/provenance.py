@@ -54,8 +54,6 @@ LIMITS: dict[StreamKind, Limits] = {
 DEFAULT_LIMITS = Limits(5_000, 60_000)
 BOOK_LIMITS = Limits(5_000, 10_000)
 """The daemon's local order book (``book:<SYMBOL>``)."""
-STALE_AFTER_MS: dict[StreamKind, int] = {k: v.stale_ms for k, v in LIMITS.items()}
-BOOK_STALE_AFTER_MS = BOOK_LIMITS.stale_ms
 
 STATE_NOT_SUBSCRIBED = "not_subscribed"
 

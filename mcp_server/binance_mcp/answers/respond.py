@@ -8,14 +8,11 @@ Null policy: market answers drop null fields (a missing ``hint`` says nothing), 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal
 
 import orjson
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
-
-DEFAULT_BUDGET_BYTES = 20_000
-M = TypeVar("M", bound=BaseModel)
 
 
 class Answer(BaseModel):
@@ -40,7 +37,11 @@ def respond(model: BaseModel) -> CallToolResult:
     """A tool result: structured content validated by the tool's output schema, and the same data as compact
     JSON text (no indentation) for clients that only read text."""
     data = dump(model)
-    return CallToolResult(content=[TextContent(type="text", text=orjson.dumps(data).decode())], structured_content=data)
+    return _result(data, orjson.dumps(data))
+
+
+def _result(data: dict[str, Any], text: bytes) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text.decode())], structured_content=data)
 
 
 class Truncation(Answer):
@@ -71,30 +72,28 @@ def more_hint(total: int, shown: int, max_limit: int, narrow: str) -> str | None
     return f"showing {shown} of {total} (the maximum); {narrow}"
 
 
-def fit_rows(
+def respond_within(
     rows: Sequence[Any],
-    build: Callable[[Sequence[Any]], M],
+    build: Callable[[Sequence[Any]], BaseModel],
     budget: int,
     *,
-    keep: str = "first",
+    keep: Literal["first", "last"] = "first",
     size_of: Callable[[Any], int] | None = None,
-) -> tuple[M, int]:
-    """The answer ``build(rows)``, with rows dropped (from the end, or with ``keep="last"`` from the start)
-    until its JSON text fits ``budget`` bytes; returns (answer, rows dropped). ``budget`` 0 means no limit.
-    At least one row is kept, so an answer always makes progress along its cursor.
+) -> CallToolResult:
+    """The result of ``build(rows)``, with rows dropped (from the end, or with ``keep="last"`` from the start)
+    until its JSON text fits ``budget`` bytes (0: no limit). At least one row is kept, so an answer always
+    makes progress along its cursor.
 
-    Two encodings at most: the whole answer, and each row once (the rows' sizes give the cut directly).
+    An answer that fits is encoded once; one that does not is measured row by row (the rows' sizes give the
+    cut directly) and built and encoded once more.
     """
-    answer = build(rows)
-    if budget <= 0 or len(rows) <= 1:
-        return answer, 0
-    size = len(orjson.dumps(dump(answer)))
-    if size <= budget:
-        return answer, 0
-    measure = size_of or (lambda r: len(orjson.dumps(_row(r))))
+    data = dump(build(rows))
+    text = orjson.dumps(data)
+    if budget <= 0 or len(rows) <= 1 or len(text) <= budget:
+        return _result(data, text)
+    measure = size_of or (lambda r: len(orjson.dumps(dump(r) if isinstance(r, BaseModel) else r)))
     sizes = [measure(r) + 1 for r in rows]  # +1: the comma between rows
-    fixed = size - sum(sizes)
-    room = budget - fixed - 200  # slack for the fields the cut adds (truncated, cursor, hint)
+    room = budget - (len(text) - sum(sizes)) - 200  # slack for the fields the cut adds (truncated, cursor, hint)
     order = range(len(rows)) if keep == "first" else range(len(rows) - 1, -1, -1)
     n = 0
     for i in order:
@@ -103,9 +102,4 @@ def fit_rows(
             break
         n += 1
     n = max(1, n)
-    kept = rows[:n] if keep == "first" else rows[len(rows) - n :]
-    return build(kept), len(rows) - n
-
-
-def _row(r: Any) -> Any:
-    return dump(r) if isinstance(r, BaseModel) else r
+    return respond(build(rows[:n] if keep == "first" else rows[len(rows) - n :]))

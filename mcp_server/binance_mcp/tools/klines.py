@@ -25,7 +25,7 @@ from ..answers.market import (
     Klines,
 )
 from ..answers.provenance import rest_meta
-from ..answers.respond import fit_rows, respond
+from ..answers.respond import respond_within
 from .context import (
     KLINES,
     READ_ONLY,
@@ -62,7 +62,7 @@ async def _klines(
     sym = await tc.symbol(symbol)
     start, end = parse_time_ms(start_time, "start_time"), parse_time_ms(end_time, "end_time")
     check_time_range(start, end)
-    tz = check_time_zone(time_zone)
+    tz = check_time_zone(time_zone)  # echoed in the answer as given
     params = {
         "symbol": sym, "interval": interval, "startTime": start, "endTime": end,
         "timeZone": time_zone_param(tz), "limit": limit,
@@ -96,8 +96,7 @@ async def _klines(
         )
 
     meta = rest_meta()
-    answer, _ = fit_rows(rows, build, tc.settings.answer_budget_bytes, keep="first" if forward else "last")
-    return respond(answer)
+    return respond_within(rows, build, tc.settings.answer_budget_bytes, keep="first" if forward else "last")
 
 
 async def get_klines(

@@ -26,7 +26,7 @@ from binance_common.streams import KLINE_INTERVALS, build_stream, validate_strea
 from binance_common.timeutil import now_ms
 
 from ..answers.provenance import STATE_NOT_SUBSCRIBED
-from ..answers.respond import fit_rows, respond
+from ..answers.respond import respond, respond_within
 from ..answers.streams import (
     FeedStatus,
     HistoryEntry,
@@ -336,9 +336,8 @@ async def get_stream_history(
         return full.model_copy(update=update)
 
     measure = (lambda e: len(orjson.dumps(compact_history([e])[1][0]))) if compact else None
-    keep = "first" if cursor is not None else "last"
-    answer, _ = fit_rows(entries, build, tc.settings.answer_budget_bytes, keep=keep, size_of=measure)
-    return respond(answer)
+    keep: Literal["first", "last"] = "first" if cursor is not None else "last"
+    return respond_within(entries, build, tc.settings.answer_budget_bytes, keep=keep, size_of=measure)
 
 
 async def get_feed_status(tc: ToolContext) -> Annotated[CallToolResult, FeedStatus]:

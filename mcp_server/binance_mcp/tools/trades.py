@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from mcp.types import CallToolResult
@@ -30,7 +30,7 @@ from ..answers.market import (
     TradeRow,
 )
 from ..answers.provenance import rest_meta, ws_meta
-from ..answers.respond import fit_rows, respond
+from ..answers.respond import respond_within
 from ..feed.fresh import lookup
 from .context import (
     MAX_ID,
@@ -57,10 +57,10 @@ def _trades(
     symbol: str,
     compact: bool,
     budget: int,
-    keep: str,
+    keep: Literal["first", "last"],
     extra: Callable[[Any, int], dict[str, Any]],
-) -> L:
-    """The trade-list answer, objects or compact rows, cut to the byte budget keeping the ``keep`` end."""
+) -> CallToolResult:
+    """The trade-list result, objects or compact rows, cut to the byte budget keeping the ``keep`` end."""
     columns = TRADE_COLUMNS if model is TradeList else AGG_TRADE_COLUMNS
 
     def values(r: Any) -> list[Any]:
@@ -75,7 +75,7 @@ def _trades(
                      **body, **extra(kept, cut))
 
     size_of = (lambda r: len(orjson.dumps(values(r)))) if compact else None
-    return fit_rows(rows, build, budget, keep=keep, size_of=size_of)[0]
+    return respond_within(rows, build, budget, keep=keep, size_of=size_of)
 
 
 async def get_recent_trades(
@@ -112,7 +112,7 @@ async def get_recent_trades(
             older = f"the most recent {len(kept)} of {len(rows)} trades fit the answer budget; " + (older or "")
         return {"hint": older}
 
-    return respond(_trades(TradeList, rows, meta, sym, compact, tc.settings.answer_budget_bytes, "last", extra))
+    return _trades(TradeList, rows, meta, sym, compact, tc.settings.answer_budget_bytes, "last", extra)
 
 
 async def get_historical_trades(
@@ -136,7 +136,7 @@ async def get_historical_trades(
             hint = f"{len(kept)} of {len(rows)} trades fit the answer budget; continue with from_id=next_from_id"
         return {"next_from_id": kept[-1].id + 1 if kept else None, "hint": hint}
 
-    return respond(_trades(TradeList, rows, rest_meta(), sym, compact, tc.settings.answer_budget_bytes, "first", extra))
+    return _trades(TradeList, rows, rest_meta(), sym, compact, tc.settings.answer_budget_bytes, "first", extra)
 
 
 async def get_aggregate_trades(
@@ -188,7 +188,7 @@ async def get_aggregate_trades(
         return {"next_from_id": kept[-1].agg_id + 1 if kept else None, "hint": hint}
 
     budget = tc.settings.answer_budget_bytes
-    return respond(_trades(AggTradeList, rows, meta, sym, compact, budget, "first" if forward else "last", extra))
+    return _trades(AggTradeList, rows, meta, sym, compact, budget, "first" if forward else "last", extra)
 
 
 TOOLS = (
