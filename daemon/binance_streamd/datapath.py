@@ -19,7 +19,9 @@ for a book's depth stream, the diff to its book. Everything else is off that pat
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +43,7 @@ from .writer import BACKFILL, GAP, LATEST, RedisWriter
 log = logging.getLogger(__name__)
 
 TRADE_KINDS = (StreamKind.TRADE, StreamKind.AGG_TRADE)
-MAX_HELD = 200_000  # live messages held behind one fill; past this the fill gives up (a gap entry)
+MAX_HELD = 200_000  # live messages held behind one fill; past this the oldest are dropped (counted unfilled)
 FILL_RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
@@ -68,7 +70,7 @@ class Stream:
     reconnects: int = 0
     rate: float = 0.0
     rate_base: int = 0
-    held: list[tuple[bytes, Any, int]] | None = None  # (payload, decoded, recv ms) held behind a fill
+    held: deque[tuple[bytes, Any, int]] | None = None  # (payload, decoded, recv ms) held behind a fill
     fill_wanted: bool = False  # a fill is asked for (at the next acknowledgement, or now)
     fill_until: int | None = None  # the last id the asked-for fill must reach (None: the present)
     fill_task: asyncio.Task[None] | None = None
@@ -113,7 +115,7 @@ class DataPath:
         elif kind is StreamKind.ALL_ROLLING_TICKERS:
             st.fanout = "@ticker_" + name[len("!ticker_"):-len("@arr")]
         if st.trades:
-            st.held, st.fill_wanted = [], True  # continuity is established by a catch-up at the first ack
+            st.held, st.fill_wanted = deque(), True  # continuity is established by a catch-up at the first ack
         return st
 
     # --- resume from Redis ----------------------------------------------------------------------------
@@ -149,7 +151,7 @@ class DataPath:
         st.set_state(StreamState.PENDING, f"reconnecting: {reason}" if reason else "reconnecting")
         if st.trades:
             if st.held is None:
-                st.held = []
+                st.held = deque()
             st.fill_wanted = True
             st.fill_until = None
 
@@ -211,7 +213,7 @@ class DataPath:
             st.ids_missing += max(0, hi - lo + 1)
             if st.trades:  # recover lo..hi before this message: hold it, unchecked, behind a fill
                 st.seq.last_id = lo - 1
-                st.held = [(payload, obj, recv_ms)]
+                st.held = deque([(payload, obj, recv_ms)])
                 st.fill_wanted, st.fill_until = True, hi
                 self._start_fill(st)
                 return
@@ -245,7 +247,7 @@ class DataPath:
         assert held is not None
         if len(held) >= MAX_HELD:
             st.reason = f"more than {MAX_HELD} messages held behind a catch-up; oldest dropped"
-            held.pop(0)
+            held.popleft()
             st.gaps_unfilled += 1
         held.append((payload, obj, recv_ms))
 
@@ -269,7 +271,7 @@ class DataPath:
 
     def _start_fill(self, st: Stream) -> None:
         if st.held is None:
-            st.held = []
+            st.held = deque()
         st.set_state(StreamState.CATCHING_UP)
         if st.fill_task is None or st.fill_task.done():
             st.fill_task = asyncio.get_running_loop().create_task(self._fill(st), name=f"fill-{st.name}")
@@ -336,7 +338,7 @@ class DataPath:
 
     def _release(self, st: Stream) -> None:
         """Pass the held messages through the sequencer in order; a new gap starts another fill."""
-        held, st.held = st.held or [], None
+        held, st.held = st.held or deque(), None
         if st.acked and st.state is not StreamState.LIVE:
             st.set_state(StreamState.LIVE, "" if not st.reason.startswith("gap") else st.reason)
         for i, (payload, obj, recv_ms) in enumerate(held):
@@ -347,5 +349,5 @@ class DataPath:
                 continue
             self._accept(st, payload, obj, recv_ms, verdict)
             if st.held is not None:  # a gap: the rest stays held, in order, behind the new fill
-                st.held.extend(held[i + 1:])
+                st.held.extend(itertools.islice(held, i + 1, None))
                 return

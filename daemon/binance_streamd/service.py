@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -337,7 +338,7 @@ class StreamDaemon:
         now = now_ms()
         lags = [now - st.last_recv for st in self.states.values() if st.last_recv]
         return {
-            "pid": self.reporter.heartbeat("leader")["pid"], "started": self.started_ms, "ts": now,
+            "pid": os.getpid(), "started": self.started_ms, "ts": now,
             "role": self.role, "token": self.leadership.token, "terms": self.leadership.terms,
             "connections": conns, "connects": pool.connects if pool else 0,
             "streams": {st.name: {"state": st.state.value, "conn": st.conn, "rate": round(st.rate, 2),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from binance_common.feedstore import F_BACKFILL, F_DATA, F_GAP, F_RECV
+from binance_common.feedstore import F_BACKFILL, F_DATA, F_GAP, F_RECV, encode_latest
 
 from .writer_kinds import BACKFILL, GAP, LATEST, LIVE, Message
 
@@ -59,7 +59,7 @@ class PipelineStrategy:
         announce: set[str] = set()
         for stream, payload, recv_ms, kind in batch:
             if kind == LATEST:
-                latest[stream] = b'{"r":%d,"d":' % recv_ms + payload + b"}"
+                latest[stream] = encode_latest(recv_ms, payload)
                 continue
             if kind == LIVE:
                 announce.add(stream)
@@ -67,7 +67,7 @@ class PipelineStrategy:
             if kind == BACKFILL:
                 fields[F_BACKFILL] = 1
             elif kind == LIVE:
-                latest[stream] = b'{"r":%d,"d":' % recv_ms + payload + b"}"
+                latest[stream] = encode_latest(recv_ms, payload)
             pipe.xadd(k.history(stream), fields, maxlen=w.maxlen, approximate=True)  # type: ignore[arg-type]
         for stream, value in latest.items():
             pipe.set(k.latest(stream), value)

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, RedisError
 
+from binance_common.feedstore import encode_latest
+
 from .leadership import fence_check, is_fenced
 from .redis_adapter import stream_writer
 from .writer_kinds import BACKFILL, GAP, LATEST, LIVE, Message
@@ -244,7 +246,7 @@ class ScriptStrategy:
             parts += (hist.get(stream) or self._cache_keys(stream)[0], _KIND_ARG[kind],
                       b"$%d\r\n" % len(blob), blob, b"\r\n")
         for stream, (payload, recv_ms) in newest.items():
-            value = b'{"r":%d,"d":' % recv_ms + payload + b"}"
+            value = encode_latest(recv_ms, payload)
             parts += (lat.get(stream) or self._cache_keys(stream)[1], b"$%d\r\n" % len(value), value, b"\r\n")
         for sym, value in books.items():
             parts += (_bulk(w.keys.book(sym).encode()), _bulk(value))

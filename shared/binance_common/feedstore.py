@@ -45,6 +45,7 @@ __all__ = [
     "decode_history",
     "decode_latest",
     "encode_gap",
+    "encode_latest",
     "entry_last_id",
     "parse_token",
 ]
@@ -114,6 +115,11 @@ def entry_last_id(entry: DataEntry | GapEntry, id_field: str) -> int | None:
     p = entry.payload
     v = p.get(id_field) if isinstance(p, dict) else None
     return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def encode_latest(recv_ms: int, payload: bytes) -> bytes:
+    """``latest:<stream>``: the payload's JSON bytes embedded verbatim (never re-encoded)."""
+    return b'{"r":%d,"d":' % recv_ms + payload + b"}"
 
 
 def decode_latest(blob: bytes | str | None) -> tuple[int, Any] | None:

@@ -71,10 +71,6 @@ def decode_json(content: bytes) -> Any:
     return json.loads(content, parse_float=Decimal)
 
 
-def _retry_after_s(headers: Mapping[str, str], default: float) -> float:
-    return retry_after_s(headers, default)
-
-
 def map_error(status: int, headers: Mapping[str, str], content: bytes, path: str) -> BinanceError:
     """Turn a non-2xx Binance answer into a typed error with an actionable message."""
     code: int | None = None
@@ -90,14 +86,14 @@ def map_error(status: int, headers: Mapping[str, str], content: bytes, path: str
     if status == 451:
         return GeoBlockedError(f"{GEO_HINT} Binance said: {msg}", status=status, code=code)
     if status == 418:
-        ra = _retry_after_s(headers, 120.0)
+        ra = retry_after_s(headers, 120.0)
         return IPBannedError(
             f"Binance has banned this IP for {ra:.0f} s (HTTP 418) after requests continued past a 429; "
             f"no request will be sent until then. Binance said: {msg}",
             retry_after_s=ra, until_ms=now_ms + int(ra * 1000), status=status,
         )
     if status == 429:
-        ra = _retry_after_s(headers, 60.0)
+        ra = retry_after_s(headers, 60.0)
         return RateLimitedError(
             f"Binance rate limit reached (HTTP 429); retry after {ra:.0f} s. Binance said: {msg}",
             retry_after_s=ra, until_ms=now_ms + int(ra * 1000), status=status,

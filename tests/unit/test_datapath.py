@@ -63,16 +63,19 @@ def stream(dp: DataPath, name: str = "nknusdt@aggTrade") -> Any:
     return st
 
 
-async def settle(st: Any) -> None:
-    while st.fill_task is not None and not st.fill_task.done():
+async def settle(st: Any, timeout_s: float = 5.0) -> None:
+    """Until the stream's fill task has finished (no fill running, none asked for), within a deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while (st.fill_task is not None and not st.fill_task.done()) or (st.fill_wanted and st.acked):
+        assert loop.time() < deadline, f"{st.name}: the fill did not finish within {timeout_s} s"
         await asyncio.sleep(0)
-    await asyncio.sleep(0)
 
 
 async def test_a_new_stream_holds_until_its_first_ack_and_then_starts_its_history_there() -> None:
     dp, w, _ = make()
     st = stream(dp)
-    assert st.held == [] and st.fill_wanted and st.state is StreamState.PENDING
+    assert st.held is not None and list(st.held) == [] and st.fill_wanted and st.state is StreamState.PENDING
     dp.on_data(Conn(), st.name, agg(10), 1)  # before the ack is processed
     assert w.rows == [] and len(st.held) == 1
     assert dp.acknowledged(st, 7) is True  # first ack recorded: nothing to catch up before it
@@ -89,7 +92,7 @@ async def test_a_drop_is_caught_up_at_the_ack_without_a_later_trade() -> None:
     dp.on_data(Conn(), st.name, agg(4980), 1)
     dp.lost(st, "closed by server (1001)")
     assert st.state is StreamState.PENDING and st.reason == "reconnecting: closed by server (1001)"
-    assert st.reconnects == 1 and st.held == [] and not st.acked
+    assert st.reconnects == 1 and st.held is not None and list(st.held) == [] and not st.acked
     assert dp.acknowledged(st, 8) is False  # a stream with an id: no first-ack bookkeeping
     assert st.state is StreamState.CATCHING_UP
     await settle(st)
@@ -120,7 +123,7 @@ async def test_a_gap_in_live_data_holds_the_message_behind_a_backfill() -> None:
     dp.acknowledged(st, 7)
     dp.on_data(Conn(), st.name, agg(100), 1)
     dp.on_data(Conn(), st.name, agg(105), 2)  # 101..104 missing
-    assert (st.gaps_found == 1 and st.ids_missing == 4 and st.fill_until == 104) or st.fill_task is not None
+    assert st.gaps_found == 1 and st.ids_missing == 4 and st.fill_until == 104 and st.fill_task is not None
     dp.on_data(Conn(), st.name, agg(106), 3)
     await settle(st)
     assert w.ids(st.name) == list(range(100, 107))
@@ -288,7 +291,6 @@ async def test_a_gap_found_while_releasing_keeps_the_rest_held_in_order(monkeypa
         dp.on_data(Conn(), st.name, agg(i), 5)
     q.gate.set()
     await settle(st)
-    await settle(st)
     kinds = [(k, p.get("to") if k == GAP else p["a"]) for _, p, k in w.rows]
     assert kinds == [(LIVE, 4980), *[(BACKFILL, i) for i in range(4981, 4993)], (GAP, 4994),
                      (LIVE, 4995), (LIVE, 4996), (LIVE, 4997)]
@@ -345,3 +347,20 @@ async def test_a_malformed_held_message_is_counted_at_release() -> None:
     dp.acknowledged(st, 8)
     await settle(st)
     assert dp.malformed == 2 and w.ids(st.name) == [100]
+
+
+async def test_the_messages_held_behind_a_fill_are_capped_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    import binance_streamd.datapath as datapath
+
+    monkeypatch.setattr(datapath, "MAX_HELD", 3)
+    dp, w, q = make(FakeVenue(last=4990))
+    st = stream(dp)
+    dp.acknowledged(st, 7)
+    dp.on_data(Conn(), st.name, agg(4980), 1)
+    dp.lost(st, "")
+    q.gate = asyncio.Event()  # the catch-up waits: everything live is held
+    dp.acknowledged(st, 8)
+    for i in range(4991, 4996):
+        dp.on_data(Conn(), st.name, agg(i), 5)
+    assert st.held is not None and [orjson.loads(p)["a"] for p, _, _ in st.held] == [4993, 4994, 4995]
+    assert st.gaps_unfilled == 2 and st.reason.startswith("more than 3 messages held")
