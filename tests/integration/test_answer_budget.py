@@ -4,7 +4,6 @@ carries the same values as columns and rows."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +15,7 @@ from mcp import Client
 from binance_common.keys import Keys
 from tests.support.market_harness import call, client_for, replica, seed_history
 from tests.support.sim import BinanceSim, SimConfig
+from tests.support.waiting import wait_until
 
 BUDGET = 20_000
 
@@ -69,15 +69,8 @@ async def test_klines_are_cut_to_the_budget_and_continue_exactly(settings, sim: 
         assert newest["rows"][-1][0] >= int(time.time() * 1000) - 120_000  # the open candle is in
 
 
-async def wait_trades(sim: BinanceSim, n: int) -> None:
-    deadline = time.monotonic() + 20
-    while len(sim.market("BTCUSDT").trades) < n:
-        assert time.monotonic() < deadline, "the simulator produced too few trades"
-        await asyncio.sleep(0.05)
-
-
 async def test_trades_compact_and_cut(settings, sim: BinanceSim) -> None:  # type: ignore[no-untyped-def]
-    await wait_trades(sim, 400)
+    await wait_until(lambda: len(sim.market("BTCUSDT").trades) >= 400, timeout=20, what="400 simulated trades")
     sim.hub.paused = True  # the same trades for every call below
     async with replica(settings) as rt, client_for(rt) as c:
         first = sim.market("BTCUSDT").trades[0]["t"]

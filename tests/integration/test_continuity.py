@@ -184,7 +184,6 @@ async def test_many_books_after_every_connection_drops_stay_within_the_rest_budg
                 await wait_until(lambda sym=sym, truth=truth: _book_equals(redis_client, keys, sym, truth),
                                  timeout=10, what=f"{sym} equal to the simulator's book")
             assert sim.stats["rate_limited"] == 0 and sim.stats["bans"] == 0
-            assert d.queue.held_back >= 0  # type: ignore[union-attr]
             print(f"100 books live again {elapsed:.2f} s after every connection dropped")
         finally:
             await d.stop()

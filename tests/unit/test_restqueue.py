@@ -12,6 +12,15 @@ from binance_common.errors import IPBannedError, RateLimitedError, ServerError
 from binance_streamd.restqueue import BUDGET_SHARE, Priority, RestQueue
 
 
+async def until(cond: Any, timeout_s: float = 2.0) -> None:
+    """Yield to the event loop until ``cond()`` holds, within a deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not cond():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0)
+
+
 class FakeRest:
     """Answers each call with the next scripted outcome (a value or an exception); records (path, params, share)."""
 
@@ -41,11 +50,10 @@ async def test_lower_priority_first_then_first_come() -> None:
     rest.gate = asyncio.Event()
     q = RestQueue(rest, workers=1)
     first = asyncio.ensure_future(q.get(Priority.BACKGROUND, "/a", {}))  # taken at once by the only worker
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await until(lambda: len(rest.calls) == 1)
     later = [asyncio.ensure_future(q.get(p, f"/{p.name}{i}", {"i": i}))
              for i, p in enumerate([Priority.SNAPSHOT, Priority.BACKGROUND, Priority.SNAPSHOT, Priority.CATCHUP])]
-    await asyncio.sleep(0)
+    await until(lambda: sum(q.queued().values()) == 4)
     assert q.queued() == {"catchup": 1, "snapshot": 2, "background": 1}
     rest.gate.set()
     await asyncio.gather(first, *later)
@@ -71,9 +79,7 @@ async def test_a_request_held_back_by_its_share_keeps_its_place_while_a_catch_up
     rest = FakeRest(limited(30.0), {"ok": "catchup"})  # the snapshot's share is used up for 30 s
     q = RestQueue(rest, workers=1)
     snap = asyncio.ensure_future(q.get(Priority.SNAPSHOT, "/depth", {}))
-    while not rest.calls:
-        await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await until(lambda: q.held_back == 1)
     assert q.held_back == 1 and q.queued()["snapshot"] == 1
     blocked = q.stats()["blocked_for_s"]
     assert blocked["snapshot"] > 29 and blocked["background"] > 29 and blocked["catchup"] == 0
@@ -122,11 +128,10 @@ async def test_a_caller_that_gives_up_is_skipped_and_close_cancels_the_rest() ->
     rest.gate = asyncio.Event()
     q = RestQueue(rest, workers=1)
     busy = asyncio.ensure_future(q.get(Priority.CATCHUP, "/busy", {}))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await until(lambda: len(rest.calls) == 1)
     gone = asyncio.ensure_future(q.get(Priority.CATCHUP, "/gone", {}))
     kept = asyncio.ensure_future(q.get(Priority.SNAPSHOT, "/kept", {}))
-    await asyncio.sleep(0)
+    await until(lambda: sum(q.queued().values()) == 2)
     gone.cancel()
     rest.gate.set()
     await busy
@@ -135,9 +140,9 @@ async def test_a_caller_that_gives_up_is_skipped_and_close_cancels_the_rest() ->
     rest.gate = asyncio.Event()
     waiting = asyncio.ensure_future(q.get(Priority.SNAPSHOT, "/w1", {}))
     queued = asyncio.ensure_future(q.get(Priority.SNAPSHOT, "/w2", {}))
-    await asyncio.sleep(0)
+    await until(lambda: len(rest.calls) == 3)  # /w1 is in flight, /w2 queued behind it
     await q.close()
-    await asyncio.sleep(0)
+    await asyncio.gather(waiting, queued, return_exceptions=True)
     assert waiting.cancelled() and queued.cancelled()
 
 
