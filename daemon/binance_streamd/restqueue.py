@@ -137,10 +137,7 @@ class RestQueue:
             self.in_flight += 1
             try:
                 share = BUDGET_SHARE[Priority(item.priority)]
-                if share < 1.0:
-                    result = await self.rest.get(item.path, dict(item.params), budget_share=share)
-                else:
-                    result = await self.rest.get(item.path, dict(item.params))
+                result = await self.rest.get(item.path, dict(item.params), budget_share=share)
             except RateLimitedError as e:
                 # not sent (governor) or refused (429/418): keep the place; this priority (and every one below
                 # it) waits for the deadline; a 429/418 stops every priority

@@ -167,10 +167,7 @@ class BinanceRest:
     ) -> tuple[Any, httpx.Headers]:
         clean = _encode_params(params or {})
         weight = request_weight(path, clean)
-        if budget_share < 1.0:
-            await self.governor.acquire(weight, share=budget_share)
-        else:
-            await self.governor.acquire(weight)
+        await self.governor.acquire(weight, share=budget_share)
         try:
             resp = await self._client.get(path, params=clean)
         except httpx.TimeoutException as e:

@@ -33,7 +33,7 @@ class RecordingGovernor:
         self.observed: list[tuple[int, str | None, int]] = []
         self.offsets: list[int] = []
 
-    async def acquire(self, weight: int) -> None:
+    async def acquire(self, weight: int, share: float = 1.0) -> None:
         self.acquired.append(weight)
 
     async def observe(self, status: int, headers: Mapping[str, str], weight: int) -> None:

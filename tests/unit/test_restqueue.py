@@ -160,7 +160,7 @@ async def test_stats_logging_and_exact_counts(caplog: pytest.LogCaptureFixture) 
         assert await asyncio.wait_for(q.get(Priority.CATCHUP, "/depth", {}), 0.9) == {"ok": 1}  # 2 x 0.05 s
     assert q.held_back == 2
     assert "REST /depth held back for 0.1 s (RateLimitedError)" in [r.getMessage() for r in caplog.records]
-    assert rest.kwargs[0] == {}  # a catch-up draws on the whole budget
+    assert rest.kwargs[0] == {"budget_share": 1.0}  # a catch-up draws on the whole budget
     st = q.stats()
     assert set(st) == {"queued", "sent", "held_back", "in_flight", "blocked_for_s"}
     assert st["held_back"] == 2 and st["in_flight"] == 0
