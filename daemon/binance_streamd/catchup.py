@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from binance_common.errors import BinanceError, InvalidSymbolError
-from binance_common.streams import StreamKind, parse_stream
+from binance_common.streams import TRADE_ID_FIELD, StreamKind, parse_stream
 
 __all__ = ["PAGE", "CatchupUnavailable", "DataRecord", "GapRecord", "TradeSource", "plan_fill"]
 
@@ -94,13 +94,13 @@ class TradeSource:
 
     def __init__(self, stream: str, get: Get) -> None:
         spec = parse_stream(stream)
-        if spec.kind not in (StreamKind.TRADE, StreamKind.AGG_TRADE):
+        if spec.kind not in TRADE_ID_FIELD:
             raise ValueError(f"catch-up needs a trade or aggTrade stream, got {stream!r}")
         self.stream = spec.name
         assert spec.symbol is not None  # trade streams always name one
         self.symbol = spec.symbol.upper()
         self.agg = spec.kind is StreamKind.AGG_TRADE
-        self.id_field = "a" if self.agg else "t"
+        self.id_field = TRADE_ID_FIELD[spec.kind]
         self._get = get
         self.historical = True  # historicalTrades served here (learned on the first refusal)
 

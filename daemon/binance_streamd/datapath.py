@@ -32,7 +32,7 @@ from binance_common.errors import BinanceError
 from binance_common.feedstore import StatusRecord, StreamState, decode_history, encode_gap, entry_last_id
 from binance_common.keys import Keys
 from binance_common.streams import SYMBOL_RE as _SYMBOL_RE
-from binance_common.streams import StreamKind
+from binance_common.streams import TRADE_ID_FIELD, StreamKind
 from binance_common.timeutil import now_ms
 
 from .catchup import GapRecord, Record, TradeSource, plan_fill
@@ -42,7 +42,6 @@ from .writer import BACKFILL, GAP, LATEST, RedisWriter
 
 log = logging.getLogger(__name__)
 
-TRADE_KINDS = (StreamKind.TRADE, StreamKind.AGG_TRADE)
 MAX_HELD = 200_000  # live messages held behind one fill; past this the oldest are dropped (counted unfilled)
 FILL_RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -79,7 +78,7 @@ class Stream:
 
     @property
     def trades(self) -> bool:
-        return self.kind in TRADE_KINDS
+        return self.kind in TRADE_ID_FIELD
 
     def set_state(self, state: StreamState, reason: str = "") -> None:
         if state is not self.state:
@@ -134,7 +133,7 @@ class DataPath:
             last, first_ack = rows[2 * i], rows[2 * i + 1]
             if last:
                 try:
-                    lid = entry_last_id(decode_history(last[0][1]), "a" if st.kind is StreamKind.AGG_TRADE else "t")
+                    lid = entry_last_id(decode_history(last[0][1]), TRADE_ID_FIELD[st.kind])
                 except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
                     lid = None
                 if lid is not None:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from binance_common.streams import StreamKind, parse_stream
+from binance_common.streams import TRADE_ID_FIELD, StreamKind, parse_stream
 
 __all__ = ["DUPLICATE", "NEW", "SeqVerdict", "StreamSequencer"]
 
@@ -61,7 +61,6 @@ NEW = SeqVerdict("new")
 DUPLICATE = SeqVerdict("duplicate")
 
 # How each kind is checked: the id field, and whether ids are contiguous.
-_CONTIGUOUS_FIELD: dict[StreamKind, str] = {StreamKind.TRADE: "t", StreamKind.AGG_TRADE: "a"}
 _INCREASING_FIELD: dict[StreamKind, str] = {
     StreamKind.BOOK_TICKER: "u",
     StreamKind.PARTIAL_DEPTH: "lastUpdateId",
@@ -90,8 +89,8 @@ class StreamSequencer:
         #: ``KeyError``/``TypeError`` when a sequenced payload lacks its id field. Bound once per stream, so
         #: the hot path makes one call and no mode dispatch.
         self.check: Callable[[Any], SeqVerdict]
-        if spec.kind in _CONTIGUOUS_FIELD:
-            self.check, self._field = self._contiguous, _CONTIGUOUS_FIELD[spec.kind]
+        if spec.kind in TRADE_ID_FIELD:
+            self.check, self._field = self._contiguous, TRADE_ID_FIELD[spec.kind]
         elif spec.kind is StreamKind.DEPTH:
             self.check, self._field = self._depth, "u"
         elif spec.kind in _INCREASING_FIELD:

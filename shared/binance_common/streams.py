@@ -50,6 +50,9 @@ class StreamKind(StrEnum):
     DEPTH = "depth"
 
 
+TRADE_ID_FIELD: dict[StreamKind, str] = {StreamKind.TRADE: "t", StreamKind.AGG_TRADE: "a"}
+"""The payload field holding a trade stream's contiguous id (trade id, aggregate trade id)."""
+
 ALLOWED_FORMS = (
     "<symbol>@trade, <symbol>@aggTrade, <symbol>@kline_<interval>[@+HH:MM], <symbol>@miniTicker, "
     "!miniTicker@arr, <symbol>@ticker, <symbol>@ticker_<1h|4h|1d>, !ticker_<1h|4h|1d>@arr, "
