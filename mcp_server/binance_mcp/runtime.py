@@ -27,6 +27,7 @@ from binance_common.keys import Keys
 from binance_common.redis_conn import make_redis
 from binance_common.rest import BinanceRest, Governor
 from binance_common.settings import Settings
+from binance_common.signed import SignedRest, signed_from
 
 from .feed.leases import LeaseKeeper
 from .feed.reader import FeedReader
@@ -80,6 +81,8 @@ class Runtime:
     redis: aioredis.Redis | None = None
     redis_blocking: aioredis.Redis | None = None
     rest: BinanceRest | None = None
+    signed: SignedRest | None = None
+    """Signed requests for the configured account (None without an API key)."""
     keys: Keys = field(init=False)
     holder: str = field(default_factory=default_holder)
     transport: Transport = "stdio"
@@ -145,6 +148,8 @@ class Runtime:
             self.governor = _make_governor(self)
         if self.rest is None:
             self.rest = BinanceRest(self.settings, governor=self.governor)
+        if self.signed is None:
+            self.signed = signed_from(self.rest, self.settings)
         for make in self.companions:
             companion = make(self.redis)
             await companion.start()
@@ -168,6 +173,7 @@ class Runtime:
         if self.rest is not None:
             await self.rest.aclose()
             self.rest = None
+        self.signed = None
         if self.redis_blocking is not None:
             await self.redis_blocking.aclose()
             self.redis_blocking = None

@@ -48,6 +48,16 @@ class InvalidParameterError(BinanceAPIError):
     """-1100..-1106 and other 4xx parameter errors."""
 
 
+AUTH_CODES = (-1021, -1022, -2014, -2015, -2008)
+"""Binance's codes for a request whose credentials it refused: -1021 timestamp outside recvWindow, -1022
+bad signature, -2014 API-key format invalid, -2015 invalid key, IP or permissions, -2008 invalid key id."""
+
+
+class AuthError(BinanceAPIError):
+    """The credentials were refused (one of :data:`AUTH_CODES`, or HTTP 401). The signed client rewrites
+    the message with the fix (which key type, which permission)."""
+
+
 class GeoBlockedError(BinanceError):
     """HTTP 451: Binance refuses this location. Not retryable."""
 

@@ -19,6 +19,8 @@ Value layouts are defined, with their codec, in :mod:`binance_common.feedstore` 
   ``uri <resource uri>`` or ``list <tools|prompts|resources>``). Only binance-mcp reads and writes it.
 * ``rl:weight:<epoch minute>`` INT (expires after 2 min), ``rl:ban_until`` / ``rl:retry_until`` (ms).
 * ``rl:clock_offset`` INT, Binance server time minus local time (ms), for signed requests.
+* ``acct:<account id>:<part>``: one account's user-data feed (layouts in :mod:`binance_common.accountstore`);
+  the id is a digest of the API key (:func:`binance_common.signing.account_id`), never the key.
 * ``cache:<name>`` STRING JSON with its own TTL: ``cache:exchange_info`` (compact exchangeInfo, TTL
   ``exchange_info_ttl_s``) and ``cache:exchange_info:lock`` (a 20 s NX lock so one replica refreshes it).
 """
@@ -139,6 +141,10 @@ class Keys:
     @property
     def rl_clock_offset(self) -> str:
         return f"{self.prefix}rl:clock_offset"
+
+    def account(self, account_id: str, part: str) -> str:
+        """``acct:<id>:events|balances|orders|fills|status`` (see :mod:`binance_common.accountstore`)."""
+        return f"{self.prefix}acct:{account_id}:{part}"
 
     def cache(self, name: str) -> str:
         return f"{self.prefix}cache:{name}"

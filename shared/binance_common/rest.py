@@ -17,6 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 
 from .errors import (
+    AUTH_CODES,
+    AuthError,
     BinanceAPIError,
     BinanceError,
     GeoBlockedError,
@@ -98,6 +100,9 @@ def map_error(status: int, headers: Mapping[str, str], content: bytes, path: str
             f"Binance rate limit reached (HTTP 429); retry after {ra:.0f} s. Binance said: {msg}",
             retry_after_s=ra, until_ms=now_ms + int(ra * 1000), status=status,
         )
+    if code in AUTH_CODES or status == 401:
+        return AuthError(f"Binance refused the request's credentials (HTTP {status}, code {code}): {msg}",
+                         status=status, code=code)
     if status == 403:
         return BinanceAPIError(
             f"Binance's web application firewall refused the request (HTTP 403) for {path}; do not repeat it "
@@ -166,10 +171,18 @@ class BinanceRest:
         self, path: str, params: Mapping[str, Any] | None = None, *, budget_share: float = 1.0
     ) -> tuple[Any, httpx.Headers]:
         clean = _encode_params(params or {})
-        weight = request_weight(path, clean)
+        return await self.send("GET", path, clean, request_weight(path, clean), budget_share=budget_share)
+
+    async def send(
+        self, method: str, path: str, query: Mapping[str, str] | str, weight: int, *,
+        headers: Mapping[str, str] | None = None, budget_share: float = 1.0,
+    ) -> tuple[Any, httpx.Headers]:
+        """One request through the governor: ``query`` as params, or a string sent byte for byte (a signed
+        query must reach Binance exactly as it was signed). Returns the decoded body and the headers."""
         await self.governor.acquire(weight, share=budget_share)
+        url, params = (f"{path}?{query}", None) if isinstance(query, str) else (path, query)
         try:
-            resp = await self._client.get(path, params=clean)
+            resp = await self._client.request(method, url, params=params, headers=headers)
         except httpx.TimeoutException as e:
             raise TransportError(
                 f"Binance did not answer {path} within {self.settings.rest_timeout_s:g} s (timeout); "

@@ -27,6 +27,9 @@ CONFIG_ENV = ENV_PREFIX + "CONFIG"
 
 PRODUCTION_REST = "https://api.binance.com"
 PRODUCTION_WS = "wss://stream.binance.com:9443"
+PRODUCTION_WS_API = "wss://ws-api.binance.com:443/ws-api/v3"
+SECRET_FIELDS = ("api_key", "api_secret", "private_key", "private_key_passphrase", "auth_token")
+"""Fields read from ``BINANCE_MCP_<NAME>_FILE`` when the variable itself is unset, and masked by redacted()."""
 
 
 class Settings(BaseSettings):
@@ -55,8 +58,21 @@ class Settings(BaseSettings):
     rest_weight_headroom: float = Field(
         0.9, gt=0, le=1, description="Fraction of the weight limit the governor lets callers use."
     )
+    ws_api_url: str = Field(PRODUCTION_WS_API, description=(
+        "Binance WebSocket API URL (the daemon's user-data stream subscription)."))
     api_key: SecretStr | None = Field(None, description="Binance API key (env or *_FILE only).")
-    api_secret: SecretStr | None = Field(None, description="Binance API secret (env or *_FILE only).")
+    api_secret: SecretStr | None = Field(None, description=(
+        "HMAC-SHA256 secret of the API key (env or *_FILE only). Use either this or private_key."))
+    private_key: SecretStr | None = Field(None, description=(
+        "PEM private key (Ed25519 or RSA, detected from the key) of the API key; usually given as "
+        "BINANCE_MCP_PRIVATE_KEY_FILE. Never a tool argument."))
+    private_key_passphrase: SecretStr | None = Field(None, description="Passphrase of an encrypted private key.")
+    recv_window_ms: int = Field(5000, ge=1, le=60_000, description=(
+        "recvWindow of signed requests, ms: Binance refuses a request that reaches it later than this after "
+        "its timestamp (max 60000; Binance recommends 5000 or less)."))
+    account_symbols: CsvList = Field(default_factory=list, description=(
+        "Symbols the daemon reconciles orders and fills of after a user-data stream gap, besides those it "
+        "has seen in the account's orders and events."))
 
     # --- Redis ---------------------------------------------------------------------------------------
     redis_url: str | None = Field(
@@ -117,7 +133,7 @@ class Settings(BaseSettings):
     oauth_algorithms: CsvList = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"], description=(
         "JWT signature algorithms accepted."))
 
-    @field_validator("rest_base_url", "ws_base_url")
+    @field_validator("rest_base_url", "ws_base_url", "ws_api_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         v = v.strip().rstrip("/")
@@ -126,7 +142,7 @@ class Settings(BaseSettings):
         return v
 
     @field_validator("streams", "order_book_symbols", "allowed_hosts", "oauth_required_scopes", "oauth_algorithms",
-                     mode="before")
+                     "account_symbols", mode="before")
     @classmethod
     def _split_csv(cls, v: Any) -> Any:
         if isinstance(v, str) and v.strip().startswith("["):
@@ -154,10 +170,14 @@ class Settings(BaseSettings):
         """Read ``BINANCE_MCP_API_KEY_FILE`` style variables (Docker/systemd credentials)."""
         if not isinstance(data, dict):
             return data
-        for name in ("api_key", "api_secret", "auth_token"):
+        for name in SECRET_FIELDS:
             path = os.environ.get(f"{ENV_PREFIX}{name.upper()}_FILE")
             if path and not data.get(name):
-                data[name] = Path(path).read_text().strip()
+                try:
+                    data[name] = Path(path).read_text().strip()
+                except OSError as e:
+                    raise ValueError(f"{ENV_PREFIX}{name.upper()}_FILE names a file that cannot be read: "
+                                     f"{path} ({e.strerror})") from None
         return data
 
     @classmethod
@@ -182,6 +202,21 @@ class Settings(BaseSettings):
                              "URL, e.g. https://mcp.example.com/mcp (the access tokens' audience)")
         return self
 
+    @model_validator(mode="after")
+    def _one_key_kind(self) -> Settings:
+        if self.api_secret and self.private_key:
+            raise ValueError("set either BINANCE_MCP_API_SECRET (HMAC key) or BINANCE_MCP_PRIVATE_KEY_FILE "
+                             "(Ed25519 or RSA key), not both: one API key has one kind")
+        if (self.api_secret or self.private_key) and not self.api_key:
+            raise ValueError("a secret or private key is configured without BINANCE_MCP_API_KEY (the key "
+                             "Binance shows next to it)")
+        return self
+
+    @property
+    def has_credentials(self) -> bool:
+        """True when an API key and its secret or private key are configured (account tools, user data)."""
+        return bool(self.api_key and (self.api_secret or self.private_key))
+
     @property
     def embedded(self) -> bool:
         """True when no Redis URL is configured: run the feed in-process over fakeredis."""
@@ -190,7 +225,7 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, Any]:
         """Settings safe to log or show: secrets masked, credentials in URLs removed."""
         out = self.model_dump()
-        for k in ("api_key", "api_secret", "auth_token"):
+        for k in SECRET_FIELDS:
             out[k] = "***" if out.get(k) else None
         for k in ("redis_url", "proxy", "ws_proxy"):
             if out.get(k) and "@" in out[k]:

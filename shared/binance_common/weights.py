@@ -60,4 +60,27 @@ def request_weight(path: str, params: Mapping[str, Any] | None = None) -> int:
         return 4 * (n or 1) if (n or 1) <= 50 else 200
     if path in ("/api/v3/ticker/price", "/api/v3/ticker/bookTicker"):
         return 2 if p.get("symbol") else 4  # `symbols` costs 4 whatever its length
+    return _signed_weight(path, p)
+
+
+SIGNED_WEIGHTS = {
+    "/api/v3/account": 20,
+    "/api/v3/account/commission": 20,
+    "/api/v3/order": 4,
+    "/api/v3/allOrders": 20,
+    "/api/v3/rateLimit/order": 40,
+    "/sapi/v1/asset/tradeFee": 1,
+}
+"""USER_DATA endpoints of fixed weight (rest-api.md); the others depend on their parameters below."""
+
+
+def _signed_weight(path: str, p: Mapping[str, Any]) -> int:
+    if path in SIGNED_WEIGHTS:
+        return SIGNED_WEIGHTS[path]
+    if path == "/api/v3/openOrders":
+        return 6 if p.get("symbol") else 80
+    if path == "/api/v3/myTrades":
+        return 5 if p.get("orderId") is not None else 20
+    if path == "/api/v3/myPreventedMatches":
+        return 20 if p.get("orderId") is not None else 2
     return 1

@@ -13,7 +13,12 @@ module             tools
                    get_rolling_window_ticker, get_all_rolling_window_tickers
 ``streams``        subscribe_streams, unsubscribe_streams, unsubscribe_all_streams, list_stream_subscriptions,
                    get_stream_latest, get_stream_history, get_feed_status
+``account``        get_account, get_balances, get_trading_fees, get_order_rate_limits, get_account_events
+``orders``         get_open_orders, get_order, get_orders, get_my_trades, get_prevented_matches
 =================  ==========================================================================================
+
+The ``account`` and ``orders`` tools (:data:`ACCOUNT`) are signed reads of the configured account: they are
+registered only when an API key is configured.
 
 What they share (the typed :class:`~.context.ToolContext`, argument types, sizes, :func:`~.context.bind`) is
 in :mod:`.context`.
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 from mcp.server.mcpserver import MCPServer
 
-from . import books, general, klines, prices, streams, symbols, tickers, trades
+from . import account, books, general, klines, orders, prices, streams, symbols, tickers, trades
 from .context import ToolContext, ToolSpec, bind
 
 ALL: tuple[ToolSpec, ...] = (
@@ -36,10 +41,14 @@ ALL: tuple[ToolSpec, ...] = (
     *tickers.TOOLS,
     *streams.TOOLS,
 )
+ACCOUNT: tuple[ToolSpec, ...] = (*account.TOOLS, *orders.TOOLS)
 
 
-def register(mcp: MCPServer, tc: ToolContext, table: tuple[ToolSpec, ...] = ALL) -> None:
-    """Add every tool of ``table`` to ``mcp``, bound to ``tc``."""
+def register(mcp: MCPServer, tc: ToolContext, table: tuple[ToolSpec, ...] | None = None) -> None:
+    """Add every tool of ``table`` (default: :data:`ALL`, plus :data:`ACCOUNT` when an API key is configured)
+    to ``mcp``, bound to ``tc``."""
+    if table is None:
+        table = ALL + (ACCOUNT if tc.settings.has_credentials else ())
     for spec in table:
         mcp.add_tool(
             bind(spec, tc), name=spec.name, title=spec.title, description=spec.description,

@@ -24,6 +24,7 @@ from binance_common.errors import BinanceError, InvalidSymbolError
 from binance_common.keys import Keys
 from binance_common.rest import BinanceRest
 from binance_common.settings import Settings
+from binance_common.signed import SignedRest
 from binance_common.streams import normalize_symbol
 
 from ..errors import ANTICIPATED, to_tool_error
@@ -38,6 +39,10 @@ READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotent
 READ_ONLY_LOCAL = ToolAnnotations(readOnlyHint=True, openWorldHint=False, idempotentHint=True)
 """Stream reads: only the shared feed in Redis."""
 SUBSCRIBE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=True)
+READ_ACCOUNT = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=True)
+"""Account tools: signed reads of the configured account, change nothing."""
+NO_KEY = ("no API key configured: set BINANCE_MCP_API_KEY and BINANCE_MCP_API_SECRET (HMAC) or "
+          "BINANCE_MCP_PRIVATE_KEY_FILE (Ed25519/RSA) in the server's environment (README: Account tools)")
 UNSUBSCRIBE = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True, openWorldHint=False)
 
 # Sizes: (default, maximum) of every list a tool returns.
@@ -135,11 +140,29 @@ class ToolContext:
         try:
             return await self.rt.api.get(path, params)
         except InvalidSymbolError as e:
-            for sym in symbols or []:
-                better = await self.directory.suggestion_error(sym)
-                if better is not None:
-                    raise better from e
-            raise
+            raise await self._suggest(e, symbols) from e
+
+    @property
+    def signed(self) -> SignedRest:
+        """The account's signed client (the account tools are registered only when a key is configured)."""
+        if self.rt.signed is None:
+            raise ToolError(NO_KEY)
+        return self.rt.signed
+
+    async def signed_get(self, path: str, params: dict[str, Any] | None = None, *,
+                         symbols: list[str] | None = None) -> Any:
+        """Signed GET (USER_DATA) of ``path``; -1121 names the closest real symbols like :meth:`rest`."""
+        try:
+            return await self.signed.get(path, params)
+        except InvalidSymbolError as e:
+            raise await self._suggest(e, symbols) from e
+
+    async def _suggest(self, e: InvalidSymbolError, symbols: list[str] | None) -> Exception:
+        for sym in symbols or []:
+            better = await self.directory.suggestion_error(sym)
+            if better is not None:
+                return better
+        return e
 
     async def symbol(self, symbol: str) -> str:
         """The symbol as Binance lists it: ``BTC/USDT``, ``btc-usdt``, ``BTC_USDT`` and ``btcusdt`` all mean

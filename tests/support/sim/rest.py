@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import account_rest
 from .market import Market, fmt
 from .names import INTERVALS
 
@@ -71,6 +72,7 @@ class RestApi:
     def app(self) -> Starlette:
         return Starlette(routes=[
             Route("/api/v3/{path:path}", self.dispatch, methods=["GET"]),
+            Route("/sapi/v1/{path:path}", self.dispatch, methods=["GET"]),
             Route("/_sim/{action:path}", self.control, methods=["GET", "POST"]),
         ])
 
@@ -114,8 +116,10 @@ class RestApi:
                 return self._err(418, -1003, f"Way too many requests; IP({ip}) banned.", ra)
             if status >= 500:
                 return Response(b"<html><body><h1>%d</h1></body></html>" % status, status, media_type="text/html")
+        full = request.url.path.lstrip("/")
+        signed = full in account_rest.PATHS
         try:
-            w = _weight(path, q)
+            w = account_rest.weight(full, q) if signed else _weight(path, q)
         except (ValueError, TypeError):
             w = 1
         key = (ip, _ms() // 60_000)
@@ -127,6 +131,12 @@ class RestApi:
             return self._err(429, -1003, "Too many requests; current limit of IP(%s) request weight is %d per "
                              "minute. Please use WebSocket Streams for live updates to avoid polling the API."
                              % (ip, cfg.weight_limit), ra, used=self.weight[key])
+        if signed:
+            status, body = self.sim.account_rest.handle(full, request.url.query, (await request.body()).decode(),
+                                                        request.headers.get("x-mbx-apikey"), ip)
+            return self._raw(status, body, used=self.weight[key])
+        if full.startswith("sapi/"):
+            return self._raw(404, {"code": -1, "msg": "Not found"}, used=self.weight[key])
         try:
             handler = getattr(self, "ep_" + path.replace("/", "_"), None)
             if handler is None:

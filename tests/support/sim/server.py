@@ -16,6 +16,8 @@ import uvicorn
 from websockets.asyncio.server import Server, serve
 
 from . import ws as ws_mod
+from .account import SimAccount
+from .account_rest import AccountRest
 from .faults import Faults
 from .hub import Hub
 from .market import Market
@@ -95,6 +97,8 @@ class BinanceSim:
             self.timeline = Timeline(self.replay_data, self.hub,
                                      None if sp == "max" else 1.0 if sp == "recorded" else float(sp))
         self.faults = Faults(self)
+        self.account = SimAccount(lambda: self.config.clock_offset_ms)
+        self.account_rest = AccountRest(self)
         self.rest = RestApi(self)
         self._ws_server: Server | None = None
         self._uvicorn: uvicorn.Server | None = None
