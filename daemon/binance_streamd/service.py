@@ -25,6 +25,7 @@ from binance_common.keys import CONTROL_RECONCILE, Keys
 from binance_common.redis_conn import make_redis
 from binance_common.rest import BinanceRest
 from binance_common.settings import Settings
+from binance_common.signed import SignedRest, signed_from
 from binance_common.timeutil import now_ms
 
 from . import systemd
@@ -36,6 +37,7 @@ from .pool import Pool
 from .reconcile import Reconciler, SymbolDirectory
 from .reporting import STATUS_EVERY_S, Reporter
 from .restqueue import Priority, RestQueue
+from .userdata import UserDataKeeper
 from .writer import RedisWriter
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,8 @@ class StreamDaemon:
         self.datapath: DataPath | None = None
         self.reconciler: Reconciler | None = None
         self._symbols: SymbolDirectory | None = None
+        self.signed: SignedRest | None = None
+        self.user_data: UserDataKeeper | None = None
         self._term_tasks: list[asyncio.Task[Any]] = []
         self._lead_task: asyncio.Task[None] | None = None
         self._lead_wake = asyncio.Event()
@@ -100,6 +104,8 @@ class StreamDaemon:
             from binance_common.ratelimit import RedisGovernor
 
             self.rest = BinanceRest(self.settings, governor=RedisGovernor(self.redis, self.keys, self.settings))
+        if self.signed is None:
+            self.signed = signed_from(self.rest, self.settings)  # KeyConfigError: an unusable key stops the start
         try:
             term = await self.leadership.acquire()
         except (RedisError, OSError) as e:
@@ -213,6 +219,20 @@ class StreamDaemon:
             asyncio.create_task(self._control_listener(pubsub), name="control"),
             asyncio.create_task(self._status_loop(), name="status"),
         ]
+        if self.signed is not None:
+            self.user_data = UserDataKeeper(s, self.redis, self.keys, self.signed, self.leadership.execute)
+            self._term_tasks.append(asyncio.create_task(self._user_data_loop(self.user_data), name="user-data"))
+
+    async def _user_data_loop(self, keeper: UserDataKeeper) -> None:
+        """The account's user-data stream for this term; an unexpected failure restarts it (with a gap)."""
+        while True:
+            try:
+                await keeper.run()
+            except Fenced:
+                return
+            except Exception:
+                log.exception("user-data stream failed; restarting it in 5 s")
+                await asyncio.sleep(5.0)
 
     async def _stop_term(self, *, graceful: bool) -> None:
         """End the term. ``graceful``: stop reading, then flush everything; else drop what is unwritten."""
@@ -353,4 +373,5 @@ class StreamDaemon:
             "rest": self.queue.stats() if self.queue else {},
             "writer": self.writer.stats() if self.writer else {},
             "books": self.books.status() if self.books else {},
+            "user_data": dict(self.user_data.stats) if self.user_data else None,
         }

@@ -47,3 +47,9 @@ def symbol_names(blob: bytes | str | None) -> set[str] | None:
         return {str(s["symbol"]) for s in data.get("symbols") or []}
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None
+
+
+def symbol_assets(data: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """symbol -> (base asset, quote asset) of an exchangeInfo answer or its compact copy."""
+    return {str(s["symbol"]): (str(s.get("baseAsset", "")), str(s.get("quoteAsset", "")))
+            for s in data.get("symbols") or [] if isinstance(s, dict) and "symbol" in s}

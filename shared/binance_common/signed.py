@@ -55,6 +55,11 @@ class SignedRest:
         self._offset_loaded = False
 
     @property
+    def api_key(self) -> str:
+        """The API key as sent to Binance (a header or a WebSocket API parameter; never logged)."""
+        return self._api_key
+
+    @property
     def key_type(self) -> str:
         return self.signer.key_type
 

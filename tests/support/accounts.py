@@ -17,7 +17,7 @@ KEY_TYPES = ("HMAC", "RSA", "Ed25519")
 
 
 @dataclass
-class TestKey:
+class KeyPair:
     api_key: str
     key_type: str
     secret: str | None = None  # HMAC secret
@@ -44,18 +44,18 @@ class TestKey:
         return out
 
 
-def make_key(key_type: str, *, passphrase: str | None = None) -> TestKey:
+def make_key(key_type: str, *, passphrase: str | None = None) -> KeyPair:
     api_key = secrets.token_hex(32)
     if key_type == "HMAC":
-        return TestKey(api_key, "HMAC", secret=secrets.token_hex(32))
+        return KeyPair(api_key, "HMAC", secret=secrets.token_hex(32))
     private = ed25519.Ed25519PrivateKey.generate() if key_type == "Ed25519" else \
         rsa.generate_private_key(public_exponent=65537, key_size=2048)
     enc = serialization.BestAvailableEncryption(passphrase.encode()) if passphrase else serialization.NoEncryption()
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc).decode()
-    return TestKey(api_key, key_type, pem=pem, passphrase=passphrase)
+    return KeyPair(api_key, key_type, pem=pem, passphrase=passphrase)
 
 
-def register(sim: BinanceSim, key: TestKey, **kw: Any) -> SimKey:
+def register(sim: BinanceSim, key: KeyPair, **kw: Any) -> SimKey:
     """Give the simulator the key's public half (or HMAC secret)."""
     public = None
     if key.pem is not None:

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 class Faults:
     ACTIONS = ("drop_connections", "close_connections", "stall", "malformed", "drop_trades", "skip_ids",
                "drop_depth", "server_shutdown", "rest_fault", "reject_handshakes_next", "pause", "resume",
-               "quiet", "unquiet", "burst", "clear", "stats", "subscriptions")
+               "quiet", "unquiet", "burst", "clear", "stats", "subscriptions", "drop_ws_api",
+               "terminate_user_streams")
 
     def __init__(self, sim: BinanceSim) -> None:
         self.sim = sim
@@ -38,6 +39,21 @@ class Faults:
             if conn_id is None or c.id == conn_id:
                 c.abort()
                 n += 1
+        return n
+
+    def drop_ws_api(self) -> int:
+        """Abort every WebSocket API connection (no close frame); returns how many."""
+        conns = list(self.sim.ws_api_connections)
+        for c in conns:
+            c.abort()
+        return len(conns)
+
+    def terminate_user_streams(self) -> int:
+        """End every user-data subscription with eventStreamTerminated (connections stay open)."""
+        n = 0
+        for c in list(self.sim.ws_api_connections):
+            n += len(c.subs)
+            c.terminate()
         return n
 
     async def close_connections(self, code: int = 1000, reason: str = "", conn_id: int | None = None) -> int:

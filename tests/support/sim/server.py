@@ -76,6 +76,7 @@ class BinanceSim:
         self.control_log: collections.deque[tuple[float, int, str]] = collections.deque(maxlen=10_000)
         self.attempts: collections.deque[float] = collections.deque()
         self.connections: set[ws_mod.SimConnection] = set()
+        self.ws_api_connections: set[Any] = set()  # wsapi.WsApiConnection
         self.replay_data: ReplayData | None = load(self.config.replay) if self.config.replay else None
         self.markets: dict[str, Market] = {}
         synthetic: dict[str, Market] = {}
@@ -107,6 +108,7 @@ class BinanceSim:
         self._replay_started = asyncio.Event()
         self.rest_url = ""
         self.ws_url = ""
+        self.ws_api_url = ""
 
     # --- lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> BinanceSim:
@@ -119,6 +121,7 @@ class BinanceSim:
         )
         ws_port = next(iter(self._ws_server.sockets)).getsockname()[1]
         self.ws_url = f"ws://{cfg.host}:{ws_port}"
+        self.ws_api_url = f"{self.ws_url}{ws_mod.WS_API_PATH}"
         rest_port = cfg.rest_port or _free_port(cfg.host)
         uc = uvicorn.Config(self.rest.app(), host=cfg.host, port=rest_port, log_level="warning", lifespan="off",
                             access_log=False)
@@ -141,7 +144,7 @@ class BinanceSim:
         for t in self._replay_tasks.values():
             t.cancel()
         if self._ws_server is not None:
-            for c in list(self.connections):
+            for c in [*self.connections, *self.ws_api_connections]:
                 c.abort()
             self._ws_server.close()
             with contextlib.suppress(Exception):

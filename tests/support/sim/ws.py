@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
+WS_API_PATH = "/ws-api/v3"
 METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`"
 
 
@@ -193,6 +194,8 @@ def make_process_request(sim: BinanceSim):
         if sim.faults.reject_handshakes > 0:
             sim.faults.reject_handshakes -= 1
             return _http(503, {"code": -1001, "msg": "Internal error; unable to process your request."})
+        if urlsplit(request.path).path == WS_API_PATH:
+            return None
         parsed = parse_path(request.path)
         if parsed is None:
             return _http(404, {"code": -1, "msg": "Not found"})
@@ -215,6 +218,11 @@ def _http(status: int, body: dict[str, Any]) -> Response:
 
 
 async def handler(sim: BinanceSim, ws: ServerConnection) -> None:
+    if ws.request is not None and urlsplit(ws.request.path).path == WS_API_PATH:
+        from . import wsapi
+
+        await wsapi.handler(sim, ws)
+        return
     parsed = parse_path(ws.request.path if ws.request else "/ws")
     assert parsed is not None
     combined, streams, q = parsed

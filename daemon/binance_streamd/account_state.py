@@ -1,0 +1,134 @@
+"""What the daemon knows of one account, and the Redis commands that record it.
+
+Events and REST answers arrive in any order around a reconnect (an event may be older than the REST read that
+follows it, or newer), so every record is kept newest-wins: a balance by the account update time (``u`` of
+``outboundAccountPosition``, ``updateTime`` of GET /api/v3/account), an order by its update time (``T`` of
+``executionReport``, ``updateTime`` of the REST order; an equal time keeps the larger executed quantity).
+Fills are facts: a fill is written once by its ``<SYMBOL>:<tradeId>``. Layouts: :mod:`binance_common.accountstore`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from binance_common import accountstore as store
+from binance_common.keys import Keys
+
+Command = list[Any]
+OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW", "PENDING_CANCEL")
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+class AccountState:
+    def __init__(self, keys: Keys, account: str, maxlen: int) -> None:
+        self.keys = keys
+        self.account = account
+        self.maxlen = maxlen
+        self.balances: dict[str, tuple[str, str, int]] = {}  # asset -> free, locked, update time
+        self.balances_as_of = 0
+        self.orders: dict[str, dict[str, Any]] = {}  # "<SYMBOL>:<orderId>" -> order (REST field names)
+        self.fill_keys: set[str] = set()
+        self.symbols: set[str] = set()
+
+    def key(self, part: str) -> str:
+        return self.keys.account(self.account, part)
+
+    async def load(self, r: aioredis.Redis) -> dict[str, str]:
+        """Read back what Redis holds (a restart resumes from it); returns the status hash."""
+        pipe = r.pipeline(transaction=False)
+        pipe.get(self.key("balances"))
+        pipe.hgetall(self.key("orders"))
+        pipe.hkeys(self.key("fills"))
+        pipe.hgetall(self.key("status"))
+        raw_bal, orders, fills, status = await pipe.execute()
+        decoded = store.decode_balances(raw_bal)
+        if decoded is not None:
+            bal, as_of, _src = decoded
+            self.balances = {a: (f, lk, as_of) for a, (f, lk) in bal.items()}
+            self.balances_as_of = as_of
+        self.orders = {_text(k): orjson.loads(v) for k, v in (orders or {}).items()}
+        self.fill_keys = {_text(k) for k in fills or []}
+        self.symbols |= {o["symbol"] for o in self.orders.values()} | {k.split(":")[0] for k in self.fill_keys}
+        return {_text(k): _text(v) for k, v in (status or {}).items()}
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        return [o for o in self.orders.values() if o.get("status") in OPEN_STATUSES]
+
+    # --- commands ------------------------------------------------------------------------------------
+    def entry(self, kind: str, data: Any) -> Command:
+        fields = store.encode_entry(kind, data)
+        return ["XADD", self.key("events"), "MAXLEN", "~", self.maxlen, "*", "k", fields["k"], "d", fields["d"]]
+
+    def event(self, event: dict[str, Any]) -> list[Command]:
+        """Commands recording one user-data event (the history entry first)."""
+        cmds = [self.entry(store.EVENT, event)]
+        kind = event.get("e")
+        if kind == "executionReport":
+            cmds += self.order(store.order_from_report(event))
+            fill = store.fill_from_report(event)
+            if fill is not None:
+                cmds += self.fill(fill)
+        elif kind == "outboundAccountPosition":
+            cmds += self.balance_rows([(b["a"], b["f"], b["l"]) for b in event.get("B", [])],
+                                      int(event.get("u") or event.get("E") or 0), "stream")
+        cmds.append(["HSET", self.key("status"), "last_event_ms", int(event.get("E") or 0)])
+        cmds.append(["HINCRBY", self.key("status"), "events", 1])
+        return cmds
+
+    def balance_rows(self, rows: list[tuple[str, str, str]], as_of: int, source: str, *,
+                     complete: bool = False) -> list[Command]:
+        """Apply balances true at ``as_of``; ``complete``: the rows are every asset (REST), so an asset no
+        longer listed is zero."""
+        changed = False
+        seen = set()
+        for asset, free, locked in rows:
+            seen.add(asset)
+            old = self.balances.get(asset)
+            if old is None or as_of >= old[2]:
+                self.balances[asset] = (str(free), str(locked), as_of)
+                changed = True
+        if complete:
+            for asset, old in list(self.balances.items()):
+                if asset not in seen and as_of >= old[2]:
+                    self.balances[asset] = ("0", "0", as_of)
+                    changed = True
+        if not changed:
+            return []
+        self.balances_as_of = max(self.balances_as_of, as_of)
+        value = store.encode_balances({a: (f, lk) for a, (f, lk, _t) in self.balances.items()},
+                                      self.balances_as_of, source)
+        return [["SET", self.key("balances"), value]]
+
+    def order(self, order: dict[str, Any]) -> list[Command]:
+        k = store.order_key(order)
+        self.symbols.add(order["symbol"])
+        old = self.orders.get(k)
+        if old is not None:
+            t_new, t_old = int(order.get("updateTime") or 0), int(old.get("updateTime") or 0)
+            if t_new < t_old or (t_new == t_old and Decimal(str(order.get("executedQty", "0")))
+                                 < Decimal(str(old.get("executedQty", "0")))):
+                return []
+            order = {**old, **order}
+        self.orders[k] = order
+        return [["HSET", self.key("orders"), k, store.dumps(order)]]
+
+    def fill(self, fill: dict[str, Any]) -> list[Command]:
+        k = store.fill_key(fill)
+        self.symbols.add(fill["symbol"])
+        if k in self.fill_keys:
+            return []
+        self.fill_keys.add(k)
+        return [["HSET", self.key("fills"), k, store.dumps(fill)]]
+
+    def status(self, **fields: Any) -> Command:
+        flat: list[Any] = []
+        for k, v in fields.items():
+            flat += [k, "" if v is None else v]
+        return ["HSET", self.key("status"), *flat]
