@@ -124,6 +124,8 @@ def status() -> None:
         typer.echo("leader: none")
     for sb in standbys:
         typer.echo(f"standby: pid {sb.get('pid')} on {sb.get('host')}, heartbeat {(now - sb.get('ts', now)) / 1000:.1f} s ago")
+    if settings.api_key is not None:
+        _account_line(settings, now)
     wanted: set[str] | None = None
     if stats:
         w = stats.get("writer", {})
@@ -149,6 +151,27 @@ def status() -> None:
         typer.echo(f"{name:<32} {state:<12} {st.get('rate', '0'):>7} {lag:>8} "
                    f"{st.get('gaps_found', '0'):>5} {st.get('gaps_filled', '0'):>6} {st.get('reconnects', '0'):>6} "
                    f"{st.get('reason', '')}")
+
+
+def _account_line(settings: Settings, now: int) -> None:
+    """The user-data stream of the configured account (its Redis id, never the key)."""
+    from binance_common.signing import account_id
+
+    acct = account_id(settings.api_key.get_secret_value()) if settings.api_key else ""
+
+    async def read() -> dict[bytes, bytes]:
+        r = make_redis(settings)
+        try:
+            raw: Any = await r.hgetall(Keys(settings.namespace).account(acct, "status"))
+            return dict(raw)
+        finally:
+            await r.aclose()
+
+    st = {k.decode(): v.decode() for k, v in asyncio.run(read()).items()}
+    last = int(st.get("last_event_ms") or 0)
+    typer.echo(f"account {acct}: user-data {st.get('state', 'not started')}, events {st.get('events', '0')}, gaps "
+               f"{st.get('gaps', '0')}, reconciles {st.get('reconciles', '0')}, last event "
+               f"{f'{(now - last) / 1000:.0f} s ago' if last else '-'} {st.get('reason', '')}")
 
 
 @app.command()

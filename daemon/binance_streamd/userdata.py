@@ -50,6 +50,8 @@ from .account_state import AccountState
 from .leadership import is_fenced
 
 log = logging.getLogger(__name__)
+WS_LOG = logging.getLogger(__name__ + ".frames")
+WS_LOG.setLevel(logging.WARNING)  # websockets logs every frame at DEBUG, and the subscribe frame holds the API key
 Execute = Callable[[Sequence[Sequence[Any]]], Awaitable[None]]
 PING_EVERY_S = 5.0
 ACK_TIMEOUT_S = 10.0
@@ -194,7 +196,7 @@ class UserDataKeeper:
     # --- connection ----------------------------------------------------------------------------------
     async def _open(self) -> Link:
         self.stats["connects"] += 1
-        ws = await connect(self.url, open_timeout=ACK_TIMEOUT_S, ping_interval=None, max_size=2**22,
+        ws = await connect(self.url, open_timeout=ACK_TIMEOUT_S, ping_interval=None, max_size=2**22, logger=WS_LOG,
                            proxy=self.settings.ws_proxy or self.settings.proxy or None)
         link = Link(ws, self._on_event)
         try:

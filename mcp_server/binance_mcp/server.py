@@ -24,6 +24,11 @@ binance://book/{symbol}, binance://ticker/{symbol}, binance://feed/status (subsc
 Market tools take source=auto|rest|stream (auto answers from the live feed when it is fresh); use
 search_symbols / get_symbol_info rather than exchange dumps; get_all_* tools rank, filter and truncate
 (their `hint` says how to get more)."""
+ACCOUNT_INSTRUCTIONS = """
+Read-only account tools for the configured API key: get_account, get_balances (stream-first, with freshness),
+get_open_orders, get_order, get_orders, get_my_trades, get_trading_fees, get_order_rate_limits,
+get_prevented_matches, get_account_events (the user-data events the daemon keeps, with explicit gaps).
+None of them can place, change or cancel orders."""
 
 
 def build_server(rt: Runtime, *, subscriptions: Any = None, token_verifier: Any = None, auth: Any = None) -> MCPServer:
@@ -37,7 +42,7 @@ def build_server(rt: Runtime, *, subscriptions: Any = None, token_verifier: Any 
     mcp: MCPServer = MCPServer(
         "binance-mcp",
         title="Binance market data",
-        instructions=INSTRUCTIONS,
+        instructions=INSTRUCTIONS + (ACCOUNT_INSTRUCTIONS if rt.settings.has_credentials else ""),
         version=__version__,
         subscriptions=bus,
         log_level="WARNING",  # only applies when nothing configured logging (the CLI does, to stderr)

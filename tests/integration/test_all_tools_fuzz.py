@@ -14,6 +14,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from binance_common.keys import Keys
+from tests.support.accounts import make_key, register
 from tests.support.fake_feed import FakeDaemon, Replica, assert_keyspace_clean, trade
 from tests.support.sim import BinanceSim, SimConfig
 
@@ -50,7 +51,14 @@ def value_for(prop: str, schema: dict[str, Any], rng: random.Random) -> Any:
         return [pick, rng.choice(SYMBOLS)] if schema.get("type") == "array" or rng.random() < 0.2 else pick
     if "time" in p and "zone" not in p:
         return rng.choice(TIMES)
+    if p == "after_id":
+        return rng.choice(["0-0", "1-1", "99999999999999999999-0", "1", "-", "+", "0-0\n", None, 5])
+    if p == "client_order_id":
+        return rng.choice(["sim1001", "x" * 37, "a b", "../", "", "ok-1", 7])
+    if p == "assets":
+        return rng.choice([["BTC"], ["btc", "USDT"], ["x" * 30], [""], "BTC", ["ＢＴＣ"], None])
     if p in ("limit", "levels", "count", "from_id", "band_pct", "min_quote_volume", "top", "offset") or \
+            p.endswith("_id") or \
             schema.get("type") in ("integer", "number"):
         return rng.choice(NUMBERS)
     return rng.choice(OTHER)
@@ -69,13 +77,17 @@ async def test_ten_thousand_generated_calls(redis_server, settings_factory, keys
     failures: list[str] = []
     r = aioredis.Redis.from_url(redis_server.url)
     async with BinanceSim(SimConfig(symbols=["BTCUSDT", "ETHUSDT"], rate=0, weight_limit=10**9)) as sim:
+        key = make_key("Ed25519")  # the account tools too
+        register(sim, key)
+        o = sim.account.place("BTCUSDT", "BUY", "20000.00", "0.01")
+        sim.account.fill(o["orderId"], "0.005")
         s = settings_factory(redis_url=redis_server.url, rest_base_url=sim.rest_url, ws_base_url=sim.ws_url,
-                             lease_ttl_s=5.0, history_maxlen=20, rest_max_weight_per_minute=10**8)
+                             lease_ttl_s=5.0, history_maxlen=20, rest_max_weight_per_minute=10**8, **key.settings())
         async with FakeDaemon(r, keys, history_maxlen=20) as daemon, Replica(s) as rep, Client(rep.mcp) as c:
             await daemon.emit("btcusdt@trade", trade("BTCUSDT", 1))
             tools = (await c.list_tools()).tools
             prompts = (await c.list_prompts()).prompts
-            assert len(tools) >= 25 and len(prompts) >= 2
+            assert len(tools) >= 40 and len(prompts) >= 2
             refusals = 0
             for i in range(CALLS):
                 tool = tools[i % len(tools)]

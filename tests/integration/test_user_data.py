@@ -5,6 +5,7 @@ reading it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -13,11 +14,13 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from typer.testing import CliRunner
 
 from binance_common import accountstore as store
 from binance_common.keys import Keys
 from binance_common.settings import Settings
 from binance_common.signing import account_id
+from binance_streamd import cli as streamd_cli
 from binance_streamd.service import StreamDaemon
 from tests.support.accounts import KeyPair, make_key, register
 from tests.support.market_harness import call, client_for, replica
@@ -128,8 +131,6 @@ async def _count(acct: Account, n: int) -> bool:
 
 
 async def _tick() -> None:
-    import asyncio
-
     await asyncio.sleep(0.1)  # pacing of the simulated activity, not synchronisation
 
 
@@ -217,7 +218,12 @@ async def test_a_restarted_daemon_marks_the_gap_and_the_tools_read_the_stream(si
             sim.account.deposit("BTC", "0.1")
             more = await call(c, "get_account_events", {"after_id": after, "wait_ms": 5000})
             assert [e["event_type"] for e in more["events"]][:1] == ["balanceUpdate"]
-        dump = repr(await _dump(redis_client)) + caplog.text
+        shown = await asyncio.to_thread(CliRunner().invoke, streamd_cli.app, ["status"], env={
+            "BINANCE_MCP_REDIS_URL": redis_server.url, "BINANCE_MCP_NAMESPACE": keys.namespace,
+            "BINANCE_MCP_API_KEY": key.api_key, "BINANCE_MCP_PRIVATE_KEY": key.pem})
+        assert f"account {account_id(key.api_key)}: user-data live" in shown.output, shown.output
+        assert "gaps 1" in shown.output
+        dump = repr(await _dump(redis_client)) + caplog.text + shown.output
         for secret in key.secret_material():
             assert secret not in dump
     finally:

@@ -37,7 +37,7 @@ class KeyPair:
 
     def secret_material(self) -> list[str]:
         """Strings that must never appear in a log, an answer, an error or Redis."""
-        out = [x for x in (self.secret, self.passphrase) if x]
+        out = [x for x in (self.api_key, self.secret, self.passphrase) if x]
         if self.pem:
             # the key body lines (the PEM header is public knowledge)
             out += [line for line in self.pem.splitlines() if line and not line.startswith("-----")]
