@@ -4,7 +4,7 @@ Events and REST answers arrive in any order around a reconnect (an event may be 
 follows it, or newer), so every record is kept newest-wins: a balance by the account update time (``u`` of
 ``outboundAccountPosition``, ``updateTime`` of GET /api/v3/account), an order by its update time (``T`` of
 ``executionReport``, ``updateTime`` of the REST order; an equal time keeps the larger executed quantity).
-Fills are facts: a fill is written once by its ``<SYMBOL>:<tradeId>``. Layouts: :mod:`binance_common.accountstore`.
+Fills are facts: a fill is written once by its ``<SYMBOL>:<tradeId>:<orderId>``. Layouts: :mod:`binance_common.accountstore`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,13 @@ from binance_common.keys import Keys
 
 Command = list[Any]
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW", "PENDING_CANCEL")
+
+
+def _rank(o: dict[str, Any]) -> tuple[int, Decimal, bool]:
+    """Which of two records of one order is newer: update time, then executed quantity, then terminal status
+    (an IOC order's last fill and its expiry can share a millisecond and a quantity)."""
+    return (int(o.get("updateTime") or 0), Decimal(str(o.get("executedQty") or "0")),
+            o.get("status") in store.TERMINAL)
 
 
 def _text(v: Any) -> str:
@@ -111,9 +118,7 @@ class AccountState:
         self.symbols.add(order["symbol"])
         old = self.orders.get(k)
         if old is not None:
-            t_new, t_old = int(order.get("updateTime") or 0), int(old.get("updateTime") or 0)
-            if t_new < t_old or (t_new == t_old and Decimal(str(order.get("executedQty", "0")))
-                                 < Decimal(str(old.get("executedQty", "0")))):
+            if _rank(order) < _rank(old):
                 return []
             order = {**old, **order}
         self.orders[k] = order

@@ -12,12 +12,14 @@ from typing import Any
 
 import orjson
 import typer
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from binance_common.feedstore import parse_token
 from binance_common.keys import Keys
 from binance_common.redis_conn import make_redis
 from binance_common.settings import Settings
+from binance_common.signing import KeyConfigError
 
 app = typer.Typer(add_completion=False, help="Binance WebSocket feed daemon writing into Redis.")
 
@@ -72,7 +74,21 @@ async def _run(settings: Settings) -> None:
 def run(log_level: str = typer.Option("INFO"), log_format: str = typer.Option("json", help="json or text")) -> None:
     """Run the feed (SIGTERM: stop reading, flush, delete heartbeat, close)."""
     _logging(log_level, log_format)
-    asyncio.run(_run(Settings()))
+    settings = _settings()
+    try:
+        asyncio.run(_run(settings))
+    except KeyConfigError as e:
+        typer.echo(f"binance-streamd: the API key cannot be used: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _settings() -> Settings:
+    """Settings from the environment; an invalid configuration is one line on stderr (never the values)."""
+    try:
+        return Settings()
+    except (ValidationError, OSError) as e:
+        typer.echo(f"binance-streamd: invalid configuration: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 async def _read(settings: Settings) -> tuple[dict[str, Any] | None, dict[str, Any] | None,
@@ -109,7 +125,7 @@ def _read_or_exit(settings: Settings) -> Any:
 @app.command()
 def status() -> None:
     """Readable table: who leads, connections, streams, message rates, lag, gaps, reconnects."""
-    settings = Settings()
+    settings = _settings()
     hb, stats, statuses, leader, standbys = _read_or_exit(settings)
     now = int(time.time() * 1000)
     tok = parse_token(leader)

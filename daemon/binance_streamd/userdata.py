@@ -8,12 +8,12 @@ listenKey endpoints are gone). This keeper, run by the leading daemon when an AP
 * rotates before the connection's lifetime ends, and on ``serverShutdown``, make-before-break: the new
   connection subscribes first, then the old one is unsubscribed (its answer comes after every event it
   carried) and closed; events seen on both are recorded once;
-* on an abrupt end (drop, ``eventStreamTerminated``, failed ping) or at a start, it cannot know what Binance
-  sent meanwhile (Binance does not replay), so after subscribing again it writes a ``gap`` entry (from the
-  last moment the old connection was known alive to the new subscription) and re-reads the account over REST:
-  balances, open orders, every order it knew open, and the orders and fills since the gap's start of every
-  pair it knows (seen in orders and fills, ``account_symbols``) or that may have traded (base and quote
-  balances both changed during the gap), then writes a ``reconciled`` entry. Events arriving meanwhile are held and applied after.
+* on an abrupt end (drop, ``eventStreamTerminated``, failed ping, the old connection dying during a
+  rotation) or at a start, it cannot know what Binance sent meanwhile (Binance does not replay), so after
+  subscribing again it writes a ``gap`` entry (from the last moment the old connection was known alive, with
+  every event before it written, to the new subscription), re-reads the account over REST
+  (:mod:`.account_reconcile`) and writes a ``reconciled`` entry. Events arriving meanwhile are held and
+  applied after; an event leaves the write queue only once it is in Redis.
 
 The transport is the ``websockets`` client: a few messages a second at most, with request/response pairs,
 where picows' speed buys nothing.
@@ -26,9 +26,8 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -40,14 +39,13 @@ from websockets.exceptions import WebSocketException
 from binance_common import accountstore as store
 from binance_common.accountstore import AccountStreamState as State
 from binance_common.errors import BinanceError
-from binance_common.exchange_info import CACHE_NAME, symbol_assets
 from binance_common.keys import Keys
 from binance_common.settings import Settings
 from binance_common.signed import SignedRest
 from binance_common.timeutil import now_ms
 
+from .account_reconcile import AccountReconciler
 from .account_state import AccountState
-from .leadership import is_fenced
 
 log = logging.getLogger(__name__)
 WS_LOG = logging.getLogger(__name__ + ".frames")
@@ -57,9 +55,7 @@ PING_EVERY_S = 5.0
 ACK_TIMEOUT_S = 10.0
 DEDUP = 4096
 CONNECTION_EVENTS = ("serverShutdown", "eventStreamTerminated")
-DAY_MS = 86_400_000
-MAX_RECONCILE_DAYS = 7
-MAX_GUESSED_PAIRS = 30
+ROTATE_RETRY_S = 5.0
 
 
 class SubscribeRefused(Exception):
@@ -78,6 +74,8 @@ class Link:
         self.last_alive_ms = now_ms()
         self.ending: str | None = None  # why the server is ending it (serverShutdown, eventStreamTerminated)
         self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.seen: Counter[bytes] = Counter()  # copies of each event this link delivered
+        self.notice = asyncio.Event()  # set when the link ends or the server says it will end it
         self._ids = 0
         self.reader = asyncio.create_task(self._read(), name="user-data-read")
         self.pinger = asyncio.create_task(self._ping(), name="user-data-ping")
@@ -97,6 +95,12 @@ class Link:
             self.pending.pop(rid, None)
 
     async def _read(self) -> None:
+        try:
+            await self._frames()
+        finally:
+            self.notice.set()
+
+    async def _frames(self) -> None:
         async for raw in self.ws:
             self.last_alive_ms = now_ms()
             try:
@@ -114,17 +118,22 @@ class Link:
                 continue
             if event.get("e") == "serverShutdown":
                 self.ending = "serverShutdown"
+                self.notice.set()
             elif event.get("e") == "eventStreamTerminated":
                 self.ending = "eventStreamTerminated"
+                self.notice.set()
             self.on_event(self, event)
 
     async def _ping(self) -> None:
-        while True:
-            await asyncio.sleep(PING_EVERY_S)
-            sent = now_ms()
-            pong = await self.ws.ping()
-            await asyncio.wait_for(pong, ACK_TIMEOUT_S)
-            self.last_alive_ms = max(self.last_alive_ms, sent)
+        try:
+            while True:
+                await asyncio.sleep(PING_EVERY_S)
+                sent = now_ms()
+                pong = await self.ws.ping()
+                await asyncio.wait_for(pong, ACK_TIMEOUT_S)
+                self.last_alive_ms = max(self.last_alive_ms, sent)
+        finally:
+            self.notice.set()
 
     @property
     def alive(self) -> bool:
@@ -149,49 +158,80 @@ class UserDataKeeper:
         self.execute = execute
         self.url = url or settings.ws_api_url
         self.state = AccountState(keys, signed.account, settings.history_maxlen)
-        self._seen: deque[bytes] = deque(maxlen=DEDUP)
-        self._seen_set: set[bytes] = set()
+        self.reconciler = AccountReconciler(redis, signed, self.state, settings.account_symbols)
+        self._recorded: dict[bytes, int] = {}  # event digest -> copies recorded (recent events only)
+        self._order: deque[bytes] = deque()
         self._held: list[dict[str, Any]] | None = None
-        self._writes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.stats = {"events": 0, "duplicates": 0, "gaps": 0, "reconciles": 0, "rotations": 0, "connects": 0}
+        self._pending: deque[dict[str, Any]] = deque()  # events not yet in Redis, oldest first
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self.stats = {"events": 0, "duplicates": 0, "gaps": 0, "reconciles": 0, "rotations": 0, "connects": 0,
+                      "unreadable": 0}
 
     # --- events --------------------------------------------------------------------------------------
     def _on_event(self, link: Link, event: dict[str, Any]) -> None:
+        """Record an event once. During a rotation both connections carry the same events: the n-th copy of
+        an event on one connection is a duplicate when n copies of it were already recorded (identical
+        events on one connection, e.g. two equal deposits in one millisecond, are all kept)."""
         if event.get("e") in CONNECTION_EVENTS:
             return  # about the connection, not the account: the link's ``ending`` handles it
         digest = hashlib.blake2b(orjson.dumps(event, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
-        if digest in self._seen_set:
-            self.stats["duplicates"] += 1  # the same event on both connections of a rotation
+        link.seen[digest] += 1
+        if self._recorded.get(digest, 0) >= link.seen[digest]:
+            self.stats["duplicates"] += 1
             return
-        if len(self._seen) == self._seen.maxlen:
-            self._seen_set.discard(self._seen[0])
-        self._seen.append(digest)
-        self._seen_set.add(digest)
+        if digest not in self._recorded:
+            if len(self._order) == DEDUP:
+                self._recorded.pop(self._order.popleft(), None)
+            self._order.append(digest)
+        self._recorded[digest] = link.seen[digest]
         if self._held is not None:
             self._held.append(event)
         else:
-            self._writes.put_nowait(event)
+            self._enqueue([event])
+
+    def _enqueue(self, events: list[dict[str, Any]]) -> None:
+        if events:
+            self._pending.extend(events)
+            self._drained.clear()
+            self._wake.set()
 
     async def _write_events(self) -> None:
-        """Write events in arrival order; while Redis is unreachable, keep the event and retry."""
+        """Write events in arrival order. An event leaves the queue only once it is in Redis: while Redis is
+        unreachable it is retried, and a cancelled writer leaves it for the next one."""
         while True:
-            event = await self._writes.get()
+            if not self._pending:
+                self._drained.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            event = self._pending[0]
             try:
                 cmds = self.state.event(event)
-                pause = 0.1
-                while True:
-                    try:
-                        await self.execute(cmds)
-                        break
-                    except (RedisError, OSError) as e:
-                        if is_fenced(e):
-                            raise
-                        log.warning("user-data stream: Redis write failed (%s); retrying", type(e).__name__)
-                        await asyncio.sleep(pause)
-                        pause = min(pause * 2, 2.0)
-                self.stats["events"] += 1
-            finally:
-                self._writes.task_done()
+            except (KeyError, TypeError, ValueError, ArithmeticError) as e:  # a payload we do not understand
+                self.stats["unreadable"] += 1
+                log.warning("user-data event %s not applied (%s: %s); kept in the history only",
+                            event.get("e"), type(e).__name__, e)
+                cmds = [self.state.entry(store.EVENT, event)]
+            pause = 0.1
+            while True:
+                try:
+                    await self.execute(cmds)
+                    break
+                except (RedisError, OSError) as e:
+                    log.warning("user-data stream: Redis write failed (%s); retrying", type(e).__name__)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 2.0)
+            self._pending.popleft()
+            self.stats["events"] += 1
+
+    async def _status(self, **fields: Any) -> None:
+        """A status write; Redis being unreachable never ends the subscription (the status is advisory)."""
+        try:
+            await self.execute([self.state.status(**fields)])
+        except (RedisError, OSError) as e:
+            log.debug("user-data status not written (%s)", type(e).__name__)
 
     # --- connection ----------------------------------------------------------------------------------
     async def _open(self) -> Link:
@@ -217,7 +257,7 @@ class UserDataKeeper:
         return link
 
     async def run(self) -> None:
-        """Keep the subscription until cancelled."""
+        """Keep the subscription until cancelled (then write what is queued, within a few seconds)."""
         status = await self.state.load(self.r)
         gap_from = int(status["last_alive_ms"]) if status.get("last_alive_ms") else None
         reason = "daemon restarted" if gap_from else "first start"
@@ -226,149 +266,104 @@ class UserDataKeeper:
         link: Link | None = None
         try:
             while True:
-                await self.execute([self.state.status(state=State.CONNECTING.value, since_ms=now_ms(),
-                                                      key_type=self.signed.key_type)])
+                await self._status(state=State.CONNECTING.value, since_ms=now_ms(), key_type=self.signed.key_type)
                 try:
                     self._held = []
                     link = await self._open()
-                except (OSError, WebSocketException, SubscribeRefused, TimeoutError, BinanceError) as e:
+                    await self._catch_up(gap_from, link, reason)
+                except (OSError, WebSocketException, SubscribeRefused, TimeoutError, BinanceError, RedisError) as e:
+                    self._enqueue(self._held or [])
                     self._held = None
-                    log.warning("user-data stream: cannot subscribe (%s); retrying in %.1f s", e, delay)
-                    await self.execute([self.state.status(state=State.RECONNECTING.value, reason=str(e)[:300])])
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.settings.reconnect_max_delay_s)
-                    continue
-                try:
-                    await self._writes.join()  # the old connection's events first, then the gap entry
-                    await self._reconcile(gap_from, link.subscribed_ms, reason)
-                except BinanceError as e:
-                    self._held = None
-                    await link.close()
-                    link = None
-                    log.warning("user-data stream: reconcile failed (%s); retrying in %.1f s", e, delay)
-                    await self.execute([self.state.status(state=State.RECONNECTING.value, reason=str(e)[:300])])
+                    if link is not None:
+                        await link.close()
+                        link = None
+                    log.warning("user-data stream: cannot subscribe and reconcile (%s); retrying in %.1f s", e, delay)
+                    await self._status(state=State.RECONNECTING.value, reason=str(e)[:300])
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.settings.reconnect_max_delay_s)
                     continue
                 delay = 0.5
-                ended = await self._serve(link)
+                gap_from, reason = await self._serve(link)
                 link = None
-                gap_from, reason = ended
                 self.stats["gaps"] += 1
-                await self.execute([self.state.status(state=State.RECONNECTING.value, reason=reason)])
+                await self._status(state=State.RECONNECTING.value, reason=reason)
         finally:
-            writer.cancel()
             if link is not None:
                 await link.close()
+            with contextlib.suppress(asyncio.TimeoutError, RedisError, OSError):
+                await asyncio.wait_for(self._drained.wait(), 2.0)
+            writer.cancel()
             with contextlib.suppress(BaseException):
                 await writer
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self._status(state=State.STOPPED.value, since_ms=now_ms()), 1.0)
+
+    async def _catch_up(self, gap_from: int | None, link: Link, reason: str) -> None:
+        """After a subscription whose events are held: the earlier events, then the reconcile, then the held."""
+        await self._drained.wait()  # the old connection's events first, then the gap entry
+        await self._status(state=State.RECONCILING.value, subscribed_ms=link.subscribed_ms)
+        await self.state.load(self.r)  # what Redis holds: a failed attempt changed only memory
+        await self.execute(await self.reconciler.commands(gap_from, link.subscribed_ms, reason))
+        self.stats["reconciles"] += 1
+        held, self._held = self._held or [], None
+        self._enqueue(held)
+        await self._status(state=State.LIVE.value, reason="", since_ms=now_ms(), subscribed_ms=link.subscribed_ms)
 
     async def _serve(self, link: Link) -> tuple[int, str]:
         """Serve ``link`` (rotating it when due) until it ends abruptly; returns (known alive until, why)."""
         lifetime = self.settings.connection_lifetime_s
+        retry_at = 0.0
         while True:
-            await self.execute([self.state.status(last_alive_ms=link.last_alive_ms)])
+            if not self._pending:  # alive up to here *and* every event before it written
+                await self._status(last_alive_ms=link.last_alive_ms)
             if not link.alive or link.ending == "eventStreamTerminated":
                 why = link.ending or "connection lost"
                 alive = link.last_alive_ms
                 await link.close()
                 log.warning("user-data stream ended (%s); resubscribing and reconciling over REST", why)
                 return alive, why
-            if link.ending == "serverShutdown" or time.monotonic() - link.opened >= lifetime:
-                link = await self._rotate(link)
+            due = link.ending == "serverShutdown" or time.monotonic() - link.opened >= lifetime
+            if due and time.monotonic() >= retry_at:
+                new = await self._rotate(link)
+                if new is None:
+                    retry_at = time.monotonic() + ROTATE_RETRY_S
+                else:
+                    link, retry_at = new, 0.0
                 continue
-            await asyncio.wait([link.reader, link.pinger], timeout=min(1.0, max(0.05, lifetime / 10)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(link.notice.wait(), min(1.0, max(0.05, lifetime / 10)))
 
-    async def _rotate(self, old: Link) -> Link:
-        """Make before break: subscribe on a new connection, then end the old one."""
+    async def _rotate(self, old: Link) -> Link | None:
+        """Make before break: subscribe on a new connection, then end the old one. Events are held meanwhile;
+        if the old connection died before the new one was subscribed, that span is a gap (reconciled)."""
+        self._held = []
         try:
             new = await self._open()
         except (OSError, WebSocketException, SubscribeRefused, TimeoutError, BinanceError) as e:
+            self._enqueue(self._held)
+            self._held = None
             log.warning("user-data stream: rotation failed (%s); keeping the current connection", e)
-            old.opened = time.monotonic() - self.settings.connection_lifetime_s + 5.0  # retry in 5 s
-            return old
+            return None
         self.stats["rotations"] += 1
-        with contextlib.suppress(Exception):  # its answer follows every event it carried
-            await old.request("userDataStream.unsubscribe", {"subscriptionId": old.subscription})
+        broken = not old.alive or old.ending == "eventStreamTerminated"
+        if not broken:
+            with contextlib.suppress(Exception):  # its answer follows every event it carried
+                await old.request("userDataStream.unsubscribe", {"subscriptionId": old.subscription})
         await old.close()
-        await self.execute([self.state.status(state=State.LIVE.value, subscribed_ms=new.subscribed_ms,
-                                               last_alive_ms=new.last_alive_ms)])
+        if broken:
+            self.stats["gaps"] += 1
+            log.warning("user-data stream: the old connection ended before the new one subscribed; reconciling")
+            try:
+                await self._catch_up(old.last_alive_ms, new, "connection lost during a rotation")
+            except (BinanceError, RedisError, OSError) as e:
+                log.warning("user-data stream: reconcile after the rotation failed (%s); reconnecting", e)
+                self._enqueue(self._held or [])
+                self._held = None
+                await new.close()
+                new.ending = "eventStreamTerminated"  # makes _serve end it and mark the gap again
+                new.last_alive_ms = old.last_alive_ms
+            return new
+        self._enqueue(self._held or [])
+        self._held = None
+        await self._status(state=State.LIVE.value, subscribed_ms=new.subscribed_ms, last_alive_ms=new.last_alive_ms)
         return new
-
-    # --- REST reconcile ------------------------------------------------------------------------------
-    async def _reconcile(self, gap_from: int | None, to_ms: int, reason: str) -> None:
-        """Re-read the account after subscribing (events meanwhile are held, then applied newest-wins)."""
-        st = self.state
-        await self.execute([st.status(state=State.RECONCILING.value, subscribed_ms=to_ms)])
-        cmds: list[list[Any]] = []
-        if gap_from is not None:
-            cmds.append(st.entry(store.GAP, {"from_ms": gap_from, "to_ms": to_ms, "reason": reason}))
-            cmds.append(["HINCRBY", st.key("status"), "gaps", 1])
-        a = await self.signed.get("/api/v3/account")
-        before = {k: (Decimal(f), Decimal(lk)) for k, (f, lk, _t) in st.balances.items()}
-        cmds += st.balance_rows([(b["asset"], b["free"], b["locked"]) for b in a.get("balances", [])],
-                                int(a.get("updateTime") or 0), "rest", complete=True)
-        open_now = await self.signed.get("/api/v3/openOrders")
-        open_keys = {store.order_key(o) for o in open_now}
-        for o in open_now:
-            cmds += st.order(store.order_from_rest(o))
-        for o in st.open_orders():  # known open before, not open now: what became of it
-            if store.order_key(o) not in open_keys:
-                got = await self.signed.get("/api/v3/order", {"symbol": o["symbol"], "orderId": o["orderId"]})
-                cmds += st.order(store.order_from_rest(got))
-        fills = orders = 0
-        symbols = sorted(st.symbols | set(self.settings.account_symbols) | {o["symbol"] for o in open_now})
-        if gap_from is not None:
-            changed = {k for k, (f, lk, _t) in st.balances.items() if before.get(k) != (Decimal(f), Decimal(lk))}
-            symbols = sorted(set(symbols) | await self._pairs_of(changed))
-            for sym in symbols:
-                n_o, n_f = await self._since(sym, gap_from - 1000, cmds)
-                orders, fills = orders + n_o, fills + n_f
-        cmds.append(st.entry(store.RECONCILED, {"at_ms": now_ms(), "reason": reason, "balances": len(st.balances),
-                                                "open_orders": len(open_now), "orders": orders, "fills": fills,
-                                                "symbols": symbols}))
-        cmds.append(["HINCRBY", st.key("status"), "reconciles", 1])
-        await self.execute(cmds)
-        self.stats["reconciles"] += 1
-        held, self._held = self._held or [], None
-        for event in held:
-            self._writes.put_nowait(event)
-        await self.execute([st.status(state=State.LIVE.value, reason="", since_ms=now_ms())])
-
-    async def _pairs_of(self, assets: set[str]) -> set[str]:
-        """Pairs whose base and quote both changed balance during a gap: where an order unknown to the daemon
-        (created and filled while nothing was subscribed) can only have traded. At most MAX_GUESSED_PAIRS."""
-        if len(assets) < 2:
-            return set()
-        raw = await self.r.get(self.state.keys.cache(CACHE_NAME))
-        info = orjson.loads(raw) if raw else await self.signed.rest.get("/api/v3/exchangeInfo")
-        pairs = {sym for sym, (base, quote) in symbol_assets(info).items() if base in assets and quote in assets}
-        if len(pairs) > MAX_GUESSED_PAIRS:
-            log.warning("user-data reconcile: %d pairs may have traded during the gap; reading the first %d (list "
-                        "the account's pairs in BINANCE_MCP_ACCOUNT_SYMBOLS)", len(pairs), MAX_GUESSED_PAIRS)
-        return set(sorted(pairs)[:MAX_GUESSED_PAIRS])
-
-    async def _since(self, symbol: str, start: int, cmds: list[list[Any]]) -> tuple[int, int]:
-        """Orders and fills of ``symbol`` since ``start``, a day window at a time (Binance's limit)."""
-        st = self.state
-        orders = fills = 0
-        end_all = now_ms()
-        start = max(start, end_all - MAX_RECONCILE_DAYS * DAY_MS)
-        while start <= end_all:
-            end = min(start + DAY_MS - 1, end_all)
-            for o in await self.signed.get("/api/v3/allOrders", {"symbol": symbol, "startTime": start,
-                                                                 "endTime": end, "limit": 1000}):
-                cmds += st.order(store.order_from_rest(o))
-                orders += 1
-            rows = await self.signed.get("/api/v3/myTrades", {"symbol": symbol, "startTime": start, "endTime": end,
-                                                              "limit": 1000})
-            while rows:
-                for t in rows:
-                    cmds += st.fill(store.fill_from_rest(t))
-                    fills += 1
-                if len(rows) < 1000:
-                    break
-                rows = await self.signed.get("/api/v3/myTrades", {"symbol": symbol, "fromId": rows[-1]["id"] + 1,
-                                                                  "limit": 1000})
-            start = end + 1
-        return orders, fills

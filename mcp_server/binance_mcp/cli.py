@@ -18,6 +18,7 @@ import typer
 from pydantic import ValidationError
 
 from binance_common.settings import Settings
+from binance_common.signing import KeyConfigError, signer_from_settings
 
 from .runtime import Runtime, default_holder
 
@@ -37,10 +38,15 @@ def _logging(level: str) -> None:
 
 def _settings(**overrides: object) -> Settings:
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+        signer_from_settings(settings)  # an unusable key stops the start here, with what to fix
+        return settings
     except (ValidationError, OSError) as e:
         typer.echo(f"binance-mcp: invalid configuration: {e}", err=True)
-        raise typer.Exit(2) from e
+        raise typer.Exit(2) from None
+    except KeyConfigError as e:
+        typer.echo(f"binance-mcp: the API key cannot be used: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 def compose(settings: Settings, runtime: Runtime) -> Runtime:

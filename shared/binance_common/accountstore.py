@@ -9,7 +9,7 @@ Keys (:meth:`binance_common.keys.Keys.account`), all under ``acct:<account id>:`
   balances, orders, fills, symbols}``: the account was re-read over REST after a gap or a start).
 * ``balances`` STRING JSON ``{"as_of_ms", "source": "rest"|"stream", "balances": {asset: [free, locked]}}``.
 * ``orders`` HASH ``<SYMBOL>:<orderId>`` -> JSON order with REST field names (:data:`ORDER_FIELDS`).
-* ``fills`` HASH ``<SYMBOL>:<tradeId>`` -> JSON fill with myTrades field names (:data:`FILL_FIELDS`).
+* ``fills`` HASH ``<SYMBOL>:<tradeId>:<orderId>`` -> JSON fill (a self-trade has one trade id and two orders) with myTrades field names (:data:`FILL_FIELDS`).
 * ``status`` HASH: ``state`` (:class:`AccountStreamState`), ``since_ms``, ``subscribed_ms``, ``last_event_ms``,
   ``last_alive_ms``, ``gaps``, ``reconciles``, ``events``, ``reason``, ``key_type``.
 
@@ -24,6 +24,8 @@ from typing import Any
 import orjson
 
 EVENT, GAP, RECONCILED = "event", "gap", "reconciled"
+TERMINAL = ("FILLED", "CANCELED", "REJECTED", "EXPIRED", "EXPIRED_IN_MATCH")
+"""Order statuses nothing follows: between two records of the same time and quantity, the terminal one wins."""
 PARTS = ("events", "balances", "orders", "fills", "status")
 
 ORDER_FIELDS = ("symbol", "orderId", "orderListId", "clientOrderId", "price", "origQty", "executedQty",
@@ -52,7 +54,7 @@ def order_key(o: dict[str, Any]) -> str:
 
 
 def fill_key(t: dict[str, Any]) -> str:
-    return f"{t['symbol']}:{t['id']}"
+    return f"{t['symbol']}:{t['id']}:{t['orderId']}"
 
 
 def order_from_rest(o: dict[str, Any]) -> dict[str, Any]:

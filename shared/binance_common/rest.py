@@ -175,11 +175,13 @@ class BinanceRest:
 
     async def send(
         self, method: str, path: str, query: Mapping[str, str] | str, weight: int, *,
-        headers: Mapping[str, str] | None = None, budget_share: float = 1.0,
+        headers: Mapping[str, str] | None = None, budget_share: float = 1.0, acquired: bool = False,
     ) -> tuple[Any, httpx.Headers]:
-        """One request through the governor: ``query`` as params, or a string sent byte for byte (a signed
-        query must reach Binance exactly as it was signed). Returns the decoded body and the headers."""
-        await self.governor.acquire(weight, share=budget_share)
+        """One request through the governor (``acquired``: the caller already reserved ``weight``): ``query`` as
+        params, or a string sent byte for byte (a signed query must reach Binance exactly as it was signed).
+        Returns the decoded body and the headers."""
+        if not acquired:
+            await self.governor.acquire(weight, share=budget_share)
         url, params = (f"{path}?{query}", None) if isinstance(query, str) else (path, query)
         try:
             resp = await self._client.request(method, url, params=params, headers=headers)

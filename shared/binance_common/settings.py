@@ -40,6 +40,7 @@ class Settings(BaseSettings):
         extra="ignore",
         validate_default=True,
         populate_by_name=True,
+        hide_input_in_errors=True,  # a refused setting must never print the secrets beside it
     )
 
     # --- Binance endpoints -------------------------------------------------------------------------

@@ -91,10 +91,12 @@ class SignedRest:
         p = {k: v for k, v in (params or {}).items() if v is not None}
         w = weight if weight is not None else request_weight(path, p)
         for attempt in (1, 2):
+            await self.rest.governor.acquire(w)  # any wait for budget happens before the timestamp is taken
             signed = {**p, "recvWindow": self.recv_window_ms, "timestamp": await self.timestamp_ms()}
             query = self.signer.signed_query(signed)
             try:
-                body, headers = await self.rest.send(method, path, query, w, headers={API_KEY_HEADER: self._api_key})
+                body, headers = await self.rest.send(method, path, query, w, headers={API_KEY_HEADER: self._api_key},
+                                                     acquired=True)
             except AuthError as e:
                 if e.code == -1021 and attempt == 1:
                     self.resyncs += 1

@@ -5,7 +5,8 @@ As Binance's request-security docs specify (rest-api.md "SIGNED Endpoint securit
 * REST: the payload is the query string (``parameter=value`` pairs joined by ``&``, every value
   percent-encoded as UTF-8, so non-ASCII symbols do not fail with -1022), concatenated with the body; the
   signature is appended as ``&signature=`` (itself percent-encoded: base64 has ``+``, ``/`` and ``=``).
-* WebSocket API: the payload is every parameter but ``signature``, sorted by name, joined the same way.
+* WebSocket API: the payload is every parameter but ``signature``, sorted by name, joined as raw UTF-8
+  ``parameter=value`` text with no percent-encoding (web-socket-api.md: "no percent encoding here").
 * HMAC signatures are lowercase hex; RSA and Ed25519 signatures are base64.
 
 The cryptography is the ``cryptography`` package's; nothing here implements a primitive. A :class:`Signer`
@@ -47,16 +48,20 @@ def encode_value(value: Any) -> str:
         return "[" + ",".join(f'"{x}"' for x in value) + "]"
     if isinstance(value, Decimal):
         return format(value, "f")
+    if isinstance(value, float):
+        raise TypeError("pass a Decimal or a string, not a float: a float may print as 1e-07, which Binance refuses")
     return str(value)
 
 
-def encode_query(params: Mapping[str, Any], *, sort: bool = False) -> str:
-    """``a=1&b=x`` with every value percent-encoded (UTF-8) and None values left out; ``sort`` orders the
-    parameters by name (the WebSocket API's signature payload)."""
-    items = [(k, v) for k, v in params.items() if v is not None]
-    if sort:
-        items.sort(key=lambda kv: kv[0])
-    return "&".join(f"{quote(k, safe=SAFE)}={quote(encode_value(v), safe=SAFE)}" for k, v in items)
+def encode_query(params: Mapping[str, Any]) -> str:
+    """``a=1&b=x`` with every value percent-encoded (UTF-8) and None values left out: a REST query string."""
+    return "&".join(f"{quote(k, safe=SAFE)}={quote(encode_value(v), safe=SAFE)}" for k, v in params.items()
+                    if v is not None)
+
+
+def ws_payload(params: Mapping[str, Any]) -> str:
+    """The WebSocket API's signature payload: parameters sorted by name, raw ``k=v`` text joined by ``&``."""
+    return "&".join(f"{k}={encode_value(v)}" for k, v in sorted(params.items()) if v is not None and k != "signature")
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,8 @@ class Signer:
         """An Ed25519 or RSA private key in PEM (PKCS#8, encrypted or not); the type is read from the key."""
         data = pem.encode() if isinstance(pem, str) else pem
         try:
-            key = serialization.load_pem_private_key(data, password=passphrase.encode() if passphrase else None)
+            key = serialization.load_pem_private_key(data, password=passphrase.encode() if passphrase is not None
+                                                     else None)
         except TypeError as e:  # encrypted without a passphrase, or a passphrase for a plain key
             raise KeyConfigError(
                 "the private key is encrypted: set BINANCE_MCP_PRIVATE_KEY_PASSPHRASE (or _FILE)"
@@ -108,8 +114,9 @@ class Signer:
         return f"{query}&signature={quote(self.sign(query + body), safe=SAFE)}"
 
     def sign_ws_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """WebSocket API ``params`` with their ``signature`` (payload = the parameters sorted by name)."""
-        return {**params, "signature": self.sign(encode_query(params, sort=True))}
+        """WebSocket API ``params`` (None values dropped) with their ``signature`` (:func:`ws_payload`)."""
+        clean = {k: v for k, v in params.items() if v is not None}
+        return {**clean, "signature": self.sign(ws_payload(clean))}
 
 
 def signer_from_settings(settings: Settings) -> Signer | None:

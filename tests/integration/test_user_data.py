@@ -92,7 +92,8 @@ def stored_orders(orders: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, ...
 
 
 def sim_fills(sim: BinanceSim) -> dict[str, tuple[Any, ...]]:
-    return {f"{t['symbol']}:{t['id']}": (t["orderId"], t["price"], t["qty"], t["commission"]) for t in sim.account.fills}
+    return {f"{t['symbol']}:{t['id']}:{t['orderId']}": (t["orderId"], t["price"], t["qty"], t["commission"])
+            for t in sim.account.fills}
 
 
 def stored_fills(fills: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
@@ -242,3 +243,69 @@ async def _dump(r: aioredis.Redis) -> list[Any]:
         elif t == "stream":
             out.append(await r.xrange(k))
     return out
+
+
+async def test_no_event_is_lost_when_binance_shuts_connections_down_while_events_flow(sim, redis_server,
+                                                                                      redis_client, keys) -> None:
+    """serverShutdown, then the close half a second later: the daemon subscribes anew before the old connection
+    ends, while an event is published every 20 ms; every event is recorded once and no gap is needed."""
+    key = make_key("Ed25519")
+    register(sim, key)
+    sim.config.connection_lifetime = 1.2
+    sim.config.shutdown_before_close = True
+    d = await StreamDaemon(settings(sim, redis_server.url, keys, key)).start()
+    acct = Account(redis_client, keys, key)
+    try:
+        await wait_until(acct.live, what="live")
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while asyncio.get_running_loop().time() < deadline:
+            sim.account.deposit("USDT", "1")
+            await asyncio.sleep(0.02)  # the pace of the simulated account, not synchronisation
+        await wait_until(lambda: _count(acct, len(sim.account.events)), what="every event recorded")
+        assert d.user_data is not None and d.user_data.stats["rotations"] >= 3
+        assert await acct.events() == sim.account.events
+        assert [k for k, _ in await acct.entries()].count(store.GAP) == 0
+        assert await acct.balances() == sim_balances(sim)
+    finally:
+        await d.stop()
+
+
+async def test_a_slow_redis_loses_no_event(sim, redis_server, redis_client, keys) -> None:
+    key = make_key("HMAC")
+    register(sim, key)
+    d = await StreamDaemon(settings(sim, redis_server.url, keys, key)).start()
+    acct = Account(redis_client, keys, key)
+    try:
+        await wait_until(acct.live, what="live")
+        await redis_client.execute_command("CLIENT", "PAUSE", 1500, "WRITE")
+        for _ in range(30):
+            sim.account.deposit("BTC", "0.001")
+        await wait_until(lambda: _count(acct, len(sim.account.events)), what="every event recorded", timeout=15)
+        assert await acct.events() == sim.account.events
+        assert await acct.balances() == sim_balances(sim)
+    finally:
+        await d.stop()
+
+
+async def test_a_reconcile_goes_on_past_refusals_and_keeps_self_trades(sim, redis_server, redis_client,
+                                                                       keys) -> None:
+    key = make_key("HMAC")
+    register(sim, key)
+    d = await StreamDaemon(settings(sim, redis_server.url, keys, key, account_symbols=["NOSUCHPAIR"])).start()
+    acct = Account(redis_client, keys, key)
+    try:
+        await wait_until(acct.live, what="live")
+        buy = sim.account.place("BTCUSDT", "BUY", "20000.00", "0.01")
+        sell = sim.account.place("BTCUSDT", "SELL", "20000.00", "0.01")
+        await wait_until(lambda: _count(acct, len(sim.account.events)), what="orders recorded")
+        sim.faults.drop_ws_api()
+        t = sim.account.fill(buy["orderId"])  # a self-trade: one trade id, both orders
+        sim.account.fill(sell["orderId"], trade_id=t["id"])
+        await wait_until(lambda: _reconciled(acct, 2), what="reconcile after the drop")
+        await wait_until(acct.live, what="live again")
+        rec = [dd for k, dd in await acct.entries() if k == store.RECONCILED][-1]
+        assert [f["what"] for f in rec["failed"]] == ["orders of NOSUCHPAIR", "fills of NOSUCHPAIR"]
+        assert len(await acct.fills()) == 2 and stored_fills(await acct.fills()) == sim_fills(sim)
+        assert stored_orders(await acct.orders()) == sim_orders(sim)
+    finally:
+        await d.stop()

@@ -10,7 +10,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from binance_common.settings import Settings
-from binance_common.signing import KeyConfigError, Signer, account_id, encode_query, signer_from_settings
+from binance_common.signing import (
+    KeyConfigError,
+    Signer,
+    account_id,
+    encode_query,
+    signer_from_settings,
+    ws_payload,
+)
 from binance_common.weights import request_weight
 from tests.support.accounts import make_key
 
@@ -56,11 +63,39 @@ def test_asymmetric_signatures_verify_with_the_public_key(key_type):
     assert "+" not in tail and "/" not in tail and "=" not in tail
 
 
-def test_ws_api_payload_is_sorted_by_name():
+WS_DOC_PARAMS = {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC",
+                 "quantity": "0.01000000", "price": "52000.00", "recvWindow": 100, "timestamp": 1645423376532,
+                 "apiKey": "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"}
+
+
+def test_ws_api_signatures_match_the_docs_examples():
+    """web-socket-api.md: sorted by name, raw text (no percent-encoding), for ASCII and non-ASCII symbols."""
     signer = Signer.from_hmac_secret(DOC_SECRET)
-    params = {"timestamp": 1645423376532, "apiKey": "k", "recvWindow": 100}
-    signed = signer.sign_ws_params(params)
-    assert signed["signature"] == signer.sign("apiKey=k&recvWindow=100&timestamp=1645423376532")
+    assert ws_payload(WS_DOC_PARAMS).startswith("apiKey=vmPU") and "&price=52000.00&quantity=" in ws_payload(WS_DOC_PARAMS)
+    assert signer.sign_ws_params(WS_DOC_PARAMS)["signature"] == \
+        "aa1b5712c094bc4e57c05a1a5c1fd8d88dcd628338ea863fec7b88e59fe2db24"
+    non_ascii = WS_DOC_PARAMS | {"symbol": "１２３４５６", "side": "BUY", "quantity": "1.00000000",
+                                 "price": "0.10000000", "recvWindow": 5000}
+    assert signer.sign_ws_params(non_ascii)["signature"] == \
+        "b33892ae8e687c939f4468c6268ddd4c40ac1af18ad19a064864c47bae0752cd"
+    assert "absent" not in signer.sign_ws_params({"timestamp": 1, "absent": None})
+
+
+def test_a_refused_setting_never_prints_the_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("BINANCE_MCP_API_SECRET", "HMACSECRET987654321")
+    monkeypatch.setenv("BINANCE_MCP_PRIVATE_KEY_PASSPHRASE_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ValueError) as e:
+        Settings()
+    assert "HMACSECRET987654321" not in str(e.value)
+    monkeypatch.delenv("BINANCE_MCP_PRIVATE_KEY_PASSPHRASE_FILE")
+    with pytest.raises(ValueError) as e:
+        Settings()  # a secret without an API key
+    assert "HMACSECRET987654321" not in str(e.value) and "BINANCE_MCP_API_KEY" in str(e.value)
+
+
+def test_floats_are_refused():
+    with pytest.raises(TypeError, match="Decimal"):
+        encode_query({"price": 1e-7})
 
 
 def test_key_errors_are_clear():

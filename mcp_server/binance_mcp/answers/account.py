@@ -116,7 +116,8 @@ class OrderRateLimit(BaseModel):
 class OrderRateLimits(Answer):
     limits: list[OrderRateLimit]
     last_seen_headers: dict[str, int] = Field(
-        description="Order counts from the X-MBX-ORDER-COUNT-* headers of this replica's last signed answers.")
+        description="Order counts from the X-MBX-ORDER-COUNT-* headers this replica last saw (Binance sends them "
+        "only with order placements; empty until then).")
 
 
 class PreventedMatch(BaseModel):
@@ -170,6 +171,8 @@ class AccountEvents(LiveAnswer, Series):
                                      "daemon has ever kept this account's stream.")
     last_event_ms: int | None = None
     gaps: int = Field(0, description="Gap entries the daemon recorded for this account so far.")
+    trimmed: bool = Field(False, description="True when after_id is older than the oldest entry the capped history "
+                          "keeps, so entries after it may have been trimmed: re-read get_balances / get_orders.")
 
 
 # --- converters ----------------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ BALANCE_ROWS = (100, 1000)
 FEE_ROWS = (100, 1000)
 EVENT_ROWS = (50, 500)
 MAX_WAIT_MS = 30_000
+STREAM_ALIVE_MS = 15_000
+"""The daemon marks its user-data connection alive about every second; older than this, its copy is not live."""
 
 AssetsArg = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=20)]] | None,
@@ -43,11 +45,14 @@ AssetsArg = Annotated[
 IncludeZero = Annotated[bool, Field(description="Also list assets whose free and locked amounts are both zero.")]
 
 
-def _balances(rows: list[tuple[str, str, str]], assets: list[str] | None, include_zero: bool) -> list[Balance]:
-    wanted = {a.upper() for a in assets} if assets else None
-    if wanted is not None:
-        for a in wanted:
-            check_asset(a, "assets")
+def _assets(assets: list[str] | None) -> set[str] | None:
+    """The asset filter, checked before any request."""
+    if not assets:
+        return None
+    return {str(check_asset(a.upper(), "assets")) for a in assets}
+
+
+def _balances(rows: list[tuple[str, str, str]], wanted: set[str] | None, include_zero: bool) -> list[Balance]:
     out = [Balance(asset=a, free=f, locked=lk) for a, f, lk in sorted(rows)
            if (wanted is None or a in wanted) and (include_zero or dec(f) != 0 or dec(lk) != 0)]
     return out
@@ -66,9 +71,10 @@ async def get_account(
     """The configured account (GET /api/v3/account, weight 20, needs the key's Reading permission): type,
     can_trade/can_withdraw/can_deposit, permissions, commission rates, and balances (non-zero only unless
     include_zero; exact decimal strings, alphabetical)."""
+    wanted = _assets(assets)
     params: dict[str, Any] = {} if include_zero else {"omitZeroBalances": True}
     a = await tc.signed_get("/api/v3/account", params)
-    bal = _balances(_rest_rows(a), assets, include_zero)
+    bal = _balances(_rest_rows(a), wanted, include_zero)
     shown = bal[:limit]
     return respond(Account(
         account_type=a.get("accountType", "SPOT"), can_trade=bool(a.get("canTrade")),
@@ -101,16 +107,19 @@ async def get_trading_fees(
                          bnb_discount=c.get("discount"))
         return respond(TradingFees(endpoint="/api/v3/account/commission", fees=[row], total=1, returned=1,
                                    truncated=False))
-    wanted = unique_symbols(symbols)
+    wanted = [await tc.symbol(x) for x in unique_symbols(symbols) or []] or None
     params = {"symbol": wanted[0]} if wanted and len(wanted) == 1 else {}
     rows = await tc.signed_get("/sapi/v1/asset/tradeFee", params, symbols=wanted)
     if wanted:
         rows = [r for r in rows if r["symbol"] in set(wanted)]
     fees = [SymbolFees(symbol=r["symbol"], maker=s(r["makerCommission"]), taker=s(r["takerCommission"])) for r in rows]
     shown = fees[:limit]
+    missing = sorted(set(wanted or []) - {f.symbol for f in fees})
+    hint = more_hint(len(fees), len(shown), FEE_ROWS[1], "pass symbols=[...]")
+    if missing:
+        hint = f"no fee listed for {', '.join(missing)} (not a pair Binance lists?)" + (f"; {hint}" if hint else "")
     return respond(TradingFees(endpoint="/sapi/v1/asset/tradeFee", fees=shown, total=len(fees), returned=len(shown),
-                               truncated=len(fees) > len(shown),
-                               hint=more_hint(len(fees), len(shown), FEE_ROWS[1], "pass symbols=[...]")))
+                               truncated=len(fees) > len(shown), hint=hint))
 
 
 async def get_order_rate_limits(tc: ToolContext) -> Annotated[CallToolResult, OrderRateLimits]:
@@ -136,22 +145,25 @@ async def get_balances(
     """Balances of the configured account (free and locked, exact decimal strings) with a freshness block
     saying where they come from and how old they are."""
     acct = tc.signed.account
+    wanted = _assets(assets)
     now = now_ms()
     if source != "rest":
         raw, status = await _stream_state(tc, acct)
         state = status.get("state")
+        alive = int(status.get("last_alive_ms") or 0)
+        live = state == store.AccountStreamState.LIVE and now - alive <= STREAM_ALIVE_MS
         decoded = store.decode_balances(raw)
-        if decoded is not None and (source == "stream" or state == store.AccountStreamState.LIVE):
+        if decoded is not None and (source == "stream" or live):
             bal, as_of, _src = decoded
             rows = [(a, f, lk) for a, (f, lk) in bal.items()]
-            return respond(Balances(balances=_balances(rows, assets, include_zero),
-                                    freshness=freshness("stream", as_of, now, state)))
+            return respond(Balances(balances=_balances(rows, wanted, include_zero),
+                                    freshness=freshness("stream", as_of, now, state if live else f"{state} (not live)")))
         if source == "stream":
             raise ValueError("the daemon keeps no user-data stream for this account (run binance-streamd with the "
                              "same API key), so there are no streamed balances; use source=rest")
     a = await tc.signed_get("/api/v3/account", {} if include_zero else {"omitZeroBalances": True})
-    return respond(Balances(balances=_balances(_rest_rows(a), assets, include_zero),
-                            freshness=freshness("rest", a.get("updateTime") or now, now)))
+    return respond(Balances(balances=_balances(_rest_rows(a), wanted, include_zero),
+                            freshness=freshness("rest", now, now)))
 
 
 async def _stream_state(tc: ToolContext, acct: str) -> tuple[Any, dict[str, str]]:
@@ -193,17 +205,27 @@ async def get_account_events(
         rows = list(await tc.r.xrange(key, min="(" + after_id, count=limit) or [])
         if not rows and wait_ms:
             rows = await _wait(tc, key, after_id, limit, wait_ms)
+    trimmed = False
+    if after_id is not None:
+        first: Any = await tc.r.xrange(key, count=1)
+        trimmed = bool(first) and _id_tuple(first[0][0]) > _id_tuple(after_id) != (0, 0)
     _raw, status = await _stream_state(tc, acct)
     events = [_event(i, f or {}) for i, f in rows]
 
     def build(kept: Any) -> AccountEvents:
         last = kept[-1].id if kept else after_id
-        return AccountEvents(events=list(kept), next_after_id=last, stream_state=status.get("state"),
+        return AccountEvents(events=list(kept), next_after_id=last, stream_state=status.get("state"), trimmed=trimmed,
                              last_event_ms=int(status["last_event_ms"]) if status.get("last_event_ms") else None,
                              gaps=int(status.get("gaps") or 0), truncated=len(kept) < len(events),
                              omitted=len(events) - len(kept))
 
     return respond_within(events, build, tc.settings.answer_budget_bytes)
+
+
+def _id_tuple(entry_id: Any) -> tuple[int, int]:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
 
 
 async def _wait(tc: ToolContext, key: str, after_id: str, limit: int, wait_ms: int) -> list[Any]:

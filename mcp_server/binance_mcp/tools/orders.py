@@ -90,8 +90,12 @@ async def get_orders(
                                                      "endTime": end, "limit": limit}, symbols=[sym])
     orders = [order_of(o) for o in rows]
     hint = None
-    if len(orders) == limit:
-        hint = f"there may be more: pass from_order_id={orders[-1].order_id + 1}"
+    if orders and len(orders) == limit:
+        if from_order_id is not None or start is not None:  # Binance listed from the start forward
+            hint = f"there may be more: pass from_order_id={orders[-1].order_id + 1} (without start/end time)"
+        else:  # the most recent ones: older orders are before the first shown
+            hint = (f"older orders may exist: pass end_time={orders[0].time_ms} (orders at that exact ms may "
+                    "repeat) or from_order_id")
     return respond(Orders(orders=orders, total=len(orders), returned=len(orders), truncated=False, hint=hint))
 
 
@@ -116,15 +120,22 @@ async def get_my_trades(
     rows = await tc.signed_get("/api/v3/myTrades", {"symbol": sym, "orderId": order_id, "startTime": start,
                                                     "endTime": end, "fromId": from_id, "limit": limit}, symbols=[sym])
     fills = [fill_of(t) for t in rows]
+    forward = from_id is not None or start is not None  # else Binance gave the most recent fills
 
     def build(kept: Any) -> Fills:
         cut = len(fills) - len(kept)
         more = cut > 0 or len(fills) == limit
-        nxt = kept[-1].id + 1 if kept and more else None
+        if not (kept and more):
+            return Fills(fills=list(kept), total=len(fills), returned=len(kept), truncated=cut > 0, omitted=cut)
+        if forward:
+            nxt = kept[-1].id + 1
+            return Fills(fills=list(kept), total=len(fills), returned=len(kept), truncated=cut > 0, omitted=cut,
+                         next_from_id=nxt, hint=f"continue with from_id={nxt} (without start/end time)")
         return Fills(fills=list(kept), total=len(fills), returned=len(kept), truncated=cut > 0, omitted=cut,
-                     next_from_id=nxt, hint=f"continue with from_id={nxt}" if nxt is not None else None)
+                     hint=f"older fills: pass end_time={kept[0].time_ms} (fills at that exact ms may repeat) or "
+                     f"from_id={max(0, kept[0].id - limit)}")
 
-    return respond_within(fills, build, tc.settings.answer_budget_bytes)
+    return respond_within(fills, build, tc.settings.answer_budget_bytes, keep="first" if forward else "last")
 
 
 async def get_prevented_matches(
@@ -145,7 +156,7 @@ async def get_prevented_matches(
         raise ValueError("from_prevented_match_id goes with order_id")
     sym = await tc.symbol(symbol)
     params: dict[str, Any] = {"symbol": sym, "preventedMatchId": prevented_match_id, "orderId": order_id}
-    if order_id is not None:
+    if from_prevented_match_id is not None:  # Binance takes limit only in this combination
         params |= {"fromPreventedMatchId": from_prevented_match_id, "limit": limit}
     rows = await tc.signed_get("/api/v3/myPreventedMatches", params, symbols=[sym])
     matches = [prevented_of(r) for r in rows][:limit]

@@ -70,6 +70,13 @@ def _ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _ws_text(v: Any) -> str:
+    """A WebSocket API parameter as it is signed: JSON booleans lowercase, numbers and strings as written."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
 def D(x: Any) -> Decimal:
     return Decimal(str(x))
 
@@ -142,12 +149,11 @@ class SimAccount:
         return params
 
     def verify_ws(self, params: dict[str, Any], ip: str, permission: str) -> SimKey:
-        """WebSocket API signature: every parameter but ``signature``, sorted by name, percent-encoded."""
-        from urllib.parse import quote
-
+        """WebSocket API signature: every parameter but ``signature``, sorted by name, raw ``k=v`` UTF-8 text
+        (web-socket-api.md: no percent-encoding)."""
         key = self.authorize(params.get("apiKey"), ip, permission)
         rest = {k: v for k, v in params.items() if k != "signature"}
-        payload = "&".join(f"{quote(k, safe='-_.~')}={quote(str(v), safe='-_.~')}" for k, v in sorted(rest.items()))
+        payload = "&".join(f"{k}={_ws_text(v)}" for k, v in sorted(rest.items()))
         if not isinstance(params.get("signature"), str) or not key.verify(payload.encode(), params["signature"]):
             raise AuthFailure(-1022, "Signature for this request is not valid.")
         self.check_timing({k: str(v) for k, v in rest.items()})
@@ -168,12 +174,14 @@ class SimAccount:
 
     def _report(self, o: dict[str, Any], exec_type: str, last_qty: Decimal = D(0), last_price: Decimal = D(0),
                 trade_id: int = -1, commission: Decimal = D(0), maker: bool = False) -> None:
-        now = _ms()
+        now = o["updateTime"]
         self._next_exec += 1
+        # a cancel reports the cancel request's own client id in c and the order's in C (as Binance does)
+        c, orig = (f"cancel{self._next_exec}", o["clientOrderId"]) if exec_type == "CANCELED" else (o["clientOrderId"], "")
         self.publish({
-            "e": "executionReport", "E": now, "s": o["symbol"], "c": o["clientOrderId"], "S": o["side"],
+            "e": "executionReport", "E": now, "s": o["symbol"], "c": c, "S": o["side"],
             "o": o["type"], "f": o["timeInForce"], "q": o["origQty"], "p": o["price"], "P": "0.00000000",
-            "F": "0.00000000", "g": -1, "C": "", "x": exec_type, "X": o["status"], "r": "NONE", "i": o["orderId"],
+            "F": "0.00000000", "g": -1, "C": orig, "x": exec_type, "X": o["status"], "r": "NONE", "i": o["orderId"],
             "l": fmt(last_qty), "z": o["executedQty"], "L": fmt(last_price), "n": fmt(commission),
             "N": None if trade_id < 0 else "BNB", "T": now, "t": trade_id, "I": self._next_exec,
             "w": o["status"] in ("NEW", "PARTIALLY_FILLED"), "m": maker, "M": False, "O": o["time"],
@@ -210,8 +218,9 @@ class SimAccount:
         self._position([lock_asset])
         return o
 
-    def fill(self, order_id: int, qty: str | None = None) -> dict[str, Any]:
-        """Fill ``qty`` (default: the rest) of an open order at its price; BNB commission."""
+    def fill(self, order_id: int, qty: str | None = None, trade_id: int | None = None) -> dict[str, Any]:
+        """Fill ``qty`` (default: the rest) of an open order at its price; BNB commission. ``trade_id``: reuse
+        a trade id (a self-trade: both orders of the account in one trade)."""
         o = self.orders[order_id]
         base, quote = self.split(o["symbol"])
         left = D(o["origQty"]) - D(o["executedQty"])
@@ -230,13 +239,15 @@ class SimAccount:
         o["status"] = "FILLED" if D(o["executedQty"]) == D(o["origQty"]) else "PARTIALLY_FILLED"
         o["isWorking"] = o["status"] != "FILLED"
         o["updateTime"] = _ms()
-        self._next_trade += 1
-        trade = {"symbol": o["symbol"], "id": self._next_trade, "orderId": order_id, "orderListId": -1,
+        if trade_id is None:
+            self._next_trade += 1
+        tid = self._next_trade if trade_id is None else trade_id
+        trade = {"symbol": o["symbol"], "id": tid, "orderId": order_id, "orderListId": -1,
                  "price": fmt(p), "qty": fmt(q), "quoteQty": fmt(q * p), "commission": fmt(commission),
                  "commissionAsset": "BNB", "time": o["updateTime"], "isBuyer": o["side"] == "BUY",
                  "isMaker": True, "isBestMatch": True}
         self.fills.append(trade)
-        self._report(o, "TRADE", q, p, self._next_trade, commission, maker=True)
+        self._report(o, "TRADE", q, p, tid, commission, maker=trade_id is None)
         self._position([base, quote, "BNB"])
         return trade
 

@@ -145,7 +145,7 @@ class AccountRest:
         limit = self._limit(q)
         start, end = self._window(q)
         oid, from_id = _int(q, "orderId"), _int(q, "fromId")
-        if from_id is not None and (start is not None or end is not None):
+        if (from_id is not None or oid is not None) and (start is not None or end is not None):
             raise AuthFailure(-1128, "Combination of optional parameters invalid.")
         rows = [t for t in self.acct.fills if t["symbol"] == sym and (oid is None or t["orderId"] == oid)]
         if from_id is not None:
@@ -168,6 +168,8 @@ class AccountRest:
         rows = [r for r in self.acct.prevented if r["symbol"] == sym]
         if pm is not None:
             return [r for r in rows if r["preventedMatchId"] == pm]
+        if q.get("limit") and q.get("fromPreventedMatchId") is None:
+            raise AuthFailure(-1128, "Combination of optional parameters invalid.")
         from_pm = _int(q, "fromPreventedMatchId", 0) or 0
         return [r for r in rows if oid in (r["takerOrderId"], r["makerOrderId"])
                 and r["preventedMatchId"] >= from_pm][: self._limit(q)]

@@ -143,10 +143,15 @@ async def handler(sim: BinanceSim, ws: ServerConnection) -> None:
                 await t
 
 
+SHUTDOWN_NOTICE_S = 0.5
+"""How long the connection keeps carrying events after serverShutdown (Binance warns before it closes)."""
+
+
 async def _lifetime(sim: BinanceSim, conn: WsApiConnection) -> None:
     await asyncio.sleep(sim.config.connection_lifetime)
     if sim.config.shutdown_before_close:
         conn.send({"event": {"e": "serverShutdown", "E": _ms()}})
+        await asyncio.sleep(SHUTDOWN_NOTICE_S)
     while not conn.out.empty():  # flush what was queued before the close
         await asyncio.sleep(0.005)
     await conn.ws.close(1001, "Connection lifetime expired")
