@@ -52,11 +52,12 @@ class AccountReconciler:
 
     async def commands(self, gap_from: int | None, to_ms: int, reason: str) -> list[Command]:
         """Every command recording the account as REST shows it now (gap entry first, reconciled entry last).
-        ``state`` must hold what Redis holds (it is changed as commands are built)."""
+        ``state`` must hold what Redis holds (it is changed as commands are built). Finished orders and old
+        fills are pruned first (:meth:`AccountState.prune`)."""
         st = self.state
         self.failed = []
         self._deadline = time.monotonic() + RATE_LIMIT_PATIENCE_S
-        cmds: list[Command] = []
+        cmds: list[Command] = st.prune(now_ms())
         if gap_from is not None:
             cmds.append(st.entry(store.GAP, {"from_ms": gap_from, "to_ms": to_ms, "reason": reason}))
             cmds.append(["HINCRBY", st.key("status"), "gaps", 1])

@@ -20,6 +20,9 @@ from binance_common.keys import Keys
 
 Command = list[Any]
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW", "PENDING_CANCEL")
+DAY_MS = 86_400_000
+ORDER_DAYS = 7
+FILL_DAYS = 30
 
 
 def _rank(o: dict[str, Any]) -> tuple[int, Decimal, bool]:
@@ -42,6 +45,7 @@ class AccountState:
         self.balances_as_of = 0
         self.orders: dict[str, dict[str, Any]] = {}  # "<SYMBOL>:<orderId>" -> order (REST field names)
         self.fill_keys: set[str] = set()
+        self.fill_times: dict[str, int] = {}
         self.symbols: set[str] = set()
 
     def key(self, part: str) -> str:
@@ -52,7 +56,7 @@ class AccountState:
         pipe = r.pipeline(transaction=False)
         pipe.get(self.key("balances"))
         pipe.hgetall(self.key("orders"))
-        pipe.hkeys(self.key("fills"))
+        pipe.hgetall(self.key("fills"))
         pipe.hgetall(self.key("status"))
         raw_bal, orders, fills, status = await pipe.execute()
         decoded = store.decode_balances(raw_bal)
@@ -61,7 +65,8 @@ class AccountState:
             self.balances = {a: (f, lk, as_of) for a, (f, lk) in bal.items()}
             self.balances_as_of = as_of
         self.orders = {_text(k): orjson.loads(v) for k, v in (orders or {}).items()}
-        self.fill_keys = {_text(k) for k in fills or []}
+        self.fill_times = {_text(k): int(orjson.loads(v).get("time") or 0) for k, v in (fills or {}).items()}
+        self.fill_keys = set(self.fill_times)
         self.symbols |= {o["symbol"] for o in self.orders.values()} | {k.split(":")[0] for k in self.fill_keys}
         return {_text(k): _text(v) for k, v in (status or {}).items()}
 
@@ -130,7 +135,25 @@ class AccountState:
         if k in self.fill_keys:
             return []
         self.fill_keys.add(k)
+        self.fill_times[k] = int(fill.get("time") or 0)
         return [["HSET", self.key("fills"), k, store.dumps(fill)]]
+
+    def prune(self, now: int) -> list[Command]:
+        """Forget finished orders older than ORDER_DAYS and fills older than FILL_DAYS (Redis memory, the
+        read at every start and the pairs every reconcile reads stay bounded); Binance keeps them all."""
+        old_orders = [k for k, o in self.orders.items() if o.get("status") in store.TERMINAL
+                      and int(o.get("updateTime") or 0) < now - ORDER_DAYS * DAY_MS]
+        for k in old_orders:
+            del self.orders[k]
+        cmds: list[Command] = [["HDEL", self.key("orders"), *old_orders]] if old_orders else []
+        old_fills = [k for k, t in self.fill_times.items() if t < now - FILL_DAYS * DAY_MS]
+        for k in old_fills:
+            self.fill_keys.discard(k)
+            del self.fill_times[k]
+        if old_fills:
+            cmds.append(["HDEL", self.key("fills"), *old_fills])
+        self.symbols = {o["symbol"] for o in self.orders.values()} | {k.split(":")[0] for k in self.fill_keys}
+        return cmds
 
     def status(self, **fields: Any) -> Command:
         flat: list[Any] = []
