@@ -74,17 +74,39 @@ async def _run_stdio(settings: Settings) -> None:
 
 
 @app.callback(invoke_without_command=True)
-def main_callback(ctx: typer.Context, log_level: str = typer.Option("WARNING", help="Log level (stderr).")) -> None:
+def main_callback(
+    ctx: typer.Context,
+    log_level: str = typer.Option("WARNING", help="Log level (stderr)."),
+    show_config: bool = typer.Option(False, "--show-config", help=(
+        "Print the effective settings (every base URL of the profile, toolsets and their tools; secrets masked) "
+        "as JSON and exit.")),
+    toolsets: str | None = typer.Option(None, help="Toolsets to list, e.g. spot,streams,futures (or all)."),
+) -> None:
     """Without a subcommand: serve MCP over stdio (what desktop clients launch)."""
     _logging(log_level)
+    ctx.obj = {"toolsets": toolsets}
+    if show_config:
+        _show_config(_settings(toolsets=toolsets))
+        raise typer.Exit(0)
     if ctx.invoked_subcommand is None:
-        anyio.run(_run_stdio, _settings())
+        anyio.run(_run_stdio, _settings(toolsets=toolsets))
+
+
+def _show_config(settings: Settings) -> None:
+    import json
+
+    from . import tools
+
+    shown = settings.redacted()
+    shown["tools"] = [spec.name for spec in tools.selected(settings)]
+    shown["tool_count"] = len(shown["tools"])
+    typer.echo(json.dumps(shown, indent=2, default=str))
 
 
 @app.command()
-def stdio() -> None:
+def stdio(ctx: typer.Context) -> None:
     """Serve MCP over stdio."""
-    anyio.run(_run_stdio, _settings())
+    anyio.run(_run_stdio, _settings(toolsets=(ctx.obj or {}).get("toolsets")))
 
 
 @app.command()
@@ -98,12 +120,14 @@ def http(
     workers: int = typer.Option(
         1, min=1, max=64, help="Worker processes on the same port, each its own stateless replica."
     ),
+    toolsets: str | None = typer.Option(None, help=(
+        "Toolsets this deployment lists, e.g. spot,streams or futures (default BINANCE_MCP_TOOLSETS).")),
 ) -> None:
     """Serve MCP over Streamable HTTP at /mcp (plus legacy SSE at /sse and /healthz)."""
     from .http.app import serve, serve_workers
     from .http.auth import StartupError
 
-    settings = _settings(http_host=host, http_port=port)
+    settings = _settings(http_host=host, http_port=port, toolsets=toolsets or (ctx_toolsets()))
     if workers > 1 and not stateless:
         typer.echo("binance-mcp: --workers needs stateless mode (sessions live in one process)", err=True)
         raise typer.Exit(2)
@@ -123,6 +147,18 @@ def http(
     except OSError as e:
         typer.echo(f"binance-mcp: cannot listen on {settings.http_host}:{settings.http_port}: {e}", err=True)
         raise typer.Exit(1) from e
+
+
+def ctx_toolsets() -> str | None:
+    """``--toolsets`` given before the subcommand (``binance-mcp --toolsets futures http``)."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if isinstance(ctx.obj, dict) and ctx.obj.get("toolsets"):
+            return str(ctx.obj["toolsets"])
+        ctx = ctx.parent
+    return None
 
 
 def _loop_options() -> dict[str, bool]:

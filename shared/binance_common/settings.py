@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -28,6 +28,26 @@ CONFIG_ENV = ENV_PREFIX + "CONFIG"
 PRODUCTION_REST = "https://api.binance.com"
 PRODUCTION_WS = "wss://stream.binance.com:9443"
 PRODUCTION_WS_API = "wss://ws-api.binance.com:443/ws-api/v3"
+PRODUCTION_FUTURES_REST = "https://fapi.binance.com"
+PRODUCTION_FUTURES_WS = "wss://fstream.binance.com"
+
+TOOLSET_NAMES = ("spot", "streams", "account", "trading", "futures")
+DEFAULT_TOOLSETS = ("spot", "streams", "account")
+URL_FIELDS = ("rest_base_url", "ws_base_url", "ws_api_url", "futures_rest_base_url", "futures_ws_base_url")
+PROFILES: dict[str, dict[str, str]] = {
+    "prod": dict(zip(URL_FIELDS, (PRODUCTION_REST, PRODUCTION_WS, PRODUCTION_WS_API, PRODUCTION_FUTURES_REST,
+                                  PRODUCTION_FUTURES_WS), strict=True)),
+    # public market data only (no account endpoints, no user-data stream); futures have no such mirror
+    "data-api": dict(zip(URL_FIELDS, ("https://data-api.binance.vision", "wss://data-stream.binance.vision:443",
+                                      PRODUCTION_WS_API, PRODUCTION_FUTURES_REST, PRODUCTION_FUTURES_WS), strict=True)),
+    "testnet": dict(zip(URL_FIELDS, ("https://testnet.binance.vision", "wss://stream.testnet.binance.vision:9443",
+                                     "wss://ws-api.testnet.binance.vision/ws-api/v3", "https://testnet.binancefuture.com",
+                                     "wss://fstream.binancefuture.com"), strict=True)),
+    "demo": dict(zip(URL_FIELDS, ("https://demo-api.binance.com", "wss://demo-stream.binance.com:9443",
+                                  "wss://demo-ws-api.binance.com/ws-api/v3", "https://demo-fapi.binance.com",
+                                  "wss://fstream.binancefuture.com"), strict=True)),
+}
+"""Every base URL of each endpoint profile (``BINANCE_MCP_PROFILE``); an URL set on its own overrides it."""
 SECRET_FIELDS = ("api_key", "api_secret", "private_key", "private_key_passphrase", "auth_token")
 """Fields read from ``BINANCE_MCP_<NAME>_FILE`` when the variable itself is unset, and masked by redacted()."""
 
@@ -44,6 +64,10 @@ class Settings(BaseSettings):
     )
 
     # --- Binance endpoints -------------------------------------------------------------------------
+    profile: Literal["prod", "data-api", "testnet", "demo"] = Field("prod", description=(
+        "Sets every base URL consistently: prod (Binance), data-api (data-api.binance.vision and "
+        "data-stream.binance.vision: public market data only), testnet (Spot and futures test networks), demo "
+        "(Binance's demo trading). A URL set on its own overrides the profile's."))
     rest_base_url: str = Field(PRODUCTION_REST, description="Binance REST base URL (no trailing slash).")
     ws_base_url: str = Field(PRODUCTION_WS, description="Binance WebSocket streams base URL.")
     proxy: str | None = Field(
@@ -61,6 +85,13 @@ class Settings(BaseSettings):
     )
     ws_api_url: str = Field(PRODUCTION_WS_API, description=(
         "Binance WebSocket API URL (the daemon's user-data stream subscription)."))
+    futures_rest_base_url: str = Field(PRODUCTION_FUTURES_REST, description="USD-M futures REST base URL.")
+    futures_ws_base_url: str = Field(PRODUCTION_FUTURES_WS, description=(
+        "USD-M futures WebSocket base URL; streams go to its /public or /market path by kind."))
+    futures_rest_max_weight_per_minute: int = Field(
+        2400, gt=0, description="USD-M futures REQUEST_WEIGHT limit per minute per IP (tracked apart from spot's).")
+    futures_max_streams_per_connection: int = Field(200, ge=1, le=1024, description=(
+        "Streams a futures connection carries (Binance allows 1024 since 2025-07; 200 keeps reconnects light)."))
     api_key: SecretStr | None = Field(None, description="Binance API key (env or *_FILE only).")
     api_secret: SecretStr | None = Field(None, description=(
         "HMAC-SHA256 secret of the API key (env or *_FILE only). Use either this or private_key."))
@@ -119,6 +150,13 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, description="Prometheus metrics port (off when unset).")
 
     # --- MCP front end -------------------------------------------------------------------------------
+    toolsets: CsvList = Field(default_factory=lambda: list(DEFAULT_TOOLSETS), description=(
+        "Tool groups this front end lists: spot, streams, account, trading, futures, or all. The default "
+        "(spot, streams, account) stays under 40 tools, the limit some clients show; account and trading "
+        "need an API key."))
+    dynamic_toolsets: bool = Field(False, description=(
+        "Add the enable_toolsets tool (stdio): an agent adds a toolset when it needs one, and the client is "
+        "told the tool list changed."))
     http_host: str = Field("127.0.0.1", description="Bind address of the HTTP transport.")
     http_port: int = Field(8765, ge=0, le=65535)
     auth_token: SecretStr | None = Field(None, description="Bearer token for the HTTP transport.")
@@ -134,7 +172,7 @@ class Settings(BaseSettings):
     oauth_algorithms: CsvList = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"], description=(
         "JWT signature algorithms accepted."))
 
-    @field_validator("rest_base_url", "ws_base_url", "ws_api_url")
+    @field_validator(*URL_FIELDS)
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         v = v.strip().rstrip("/")
@@ -143,7 +181,7 @@ class Settings(BaseSettings):
         return v
 
     @field_validator("streams", "order_book_symbols", "allowed_hosts", "oauth_required_scopes", "oauth_algorithms",
-                     "account_symbols", mode="before")
+                     "account_symbols", "toolsets", mode="before")
     @classmethod
     def _split_csv(cls, v: Any) -> Any:
         if isinstance(v, str) and v.strip().startswith("["):
@@ -153,6 +191,17 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             return [p.strip() for p in v.replace(";", ",").split(",") if p.strip()]
         return v
+
+    @field_validator("toolsets")
+    @classmethod
+    def _known_toolsets(cls, v: list[str]) -> list[str]:
+        names = [x.strip().lower() for x in v]
+        if "all" in names:
+            return list(TOOLSET_NAMES)
+        bad = [x for x in names if x not in TOOLSET_NAMES]
+        if bad:
+            raise ValueError(f"unknown toolset {bad[0]!r}: use any of {', '.join(TOOLSET_NAMES)}, or all")
+        return list(dict.fromkeys(names))
 
     @field_validator("streams")
     @classmethod
@@ -204,6 +253,17 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _profile_urls(self) -> Settings:
+        """Base URLs not set on their own come from the profile."""
+        for name, url in PROFILES[self.profile].items():
+            if name not in self.model_fields_set:
+                setattr(self, name, url)
+        if self.profile == "data-api" and self.has_credentials:
+            raise ValueError("the data-api profile serves public market data only (no account endpoints): use "
+                             "BINANCE_MCP_PROFILE=prod for the account tools, or unset the API key")
+        return self
+
+    @model_validator(mode="after")
     def _one_key_kind(self) -> Settings:
         if self.api_secret and self.private_key:
             raise ValueError("set either BINANCE_MCP_API_SECRET (HMAC key) or BINANCE_MCP_PRIVATE_KEY_FILE "
@@ -228,7 +288,7 @@ class Settings(BaseSettings):
         out = self.model_dump()
         for k in SECRET_FIELDS:
             out[k] = "***" if out.get(k) else None
-        for k in ("redis_url", "proxy", "ws_proxy"):
+        for k in ("redis_url", "proxy", "ws_proxy", "oauth_jwks_url"):
             if out.get(k) and "@" in out[k]:
                 scheme, rest = out[k].split("://", 1)
                 out[k] = f"{scheme}://***@{rest.split('@', 1)[1]}"

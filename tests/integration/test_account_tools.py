@@ -57,7 +57,7 @@ async def test_every_account_tool_answers_with_each_key_type(sim, settings_facto
     key = make_key(key_type, passphrase="correct horse" if key_type == "RSA" else None)
     register(sim, key)
     orders = _activity(sim)
-    s = settings_factory(redis_url=redis_server.url, rest_base_url=sim.rest_url, **key.settings())
+    s = settings_factory(redis_url=redis_server.url, rest_base_url=sim.rest_url, toolsets="all", **key.settings())
     async with replica(s) as rt, client_for(rt) as c:
         listed = {t.name for t in (await c.list_tools()).tools}
         assert {spec.name for spec in tools.ACCOUNT} <= listed
@@ -158,7 +158,7 @@ async def test_without_a_key_no_account_tool_is_listed(sim, settings_factory, re
 async def test_bad_input_is_refused_before_any_request(sim, settings_factory, redis_server):
     key = make_key("HMAC")
     register(sim, key)
-    s = settings_factory(redis_url=redis_server.url, rest_base_url=sim.rest_url, **key.settings())
+    s = settings_factory(redis_url=redis_server.url, rest_base_url=sim.rest_url, toolsets="all", **key.settings())
     async with replica(s) as rt, client_for(rt) as c:
         before = len(sim.rest.requests)
         assert "order_id or client_order_id" in await call_error(c, "get_order", {"symbol": "BTCUSDT"})

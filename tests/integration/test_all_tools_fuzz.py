@@ -82,7 +82,8 @@ async def test_ten_thousand_generated_calls(redis_server, settings_factory, keys
         o = sim.account.place("BTCUSDT", "BUY", "20000.00", "0.01")
         sim.account.fill(o["orderId"], "0.005")
         s = settings_factory(redis_url=redis_server.url, rest_base_url=sim.rest_url, ws_base_url=sim.ws_url,
-                             lease_ttl_s=5.0, history_maxlen=20, rest_max_weight_per_minute=10**8, **key.settings())
+                             lease_ttl_s=5.0, history_maxlen=20, rest_max_weight_per_minute=10**8, toolsets="all",
+                             dynamic_toolsets=True, **key.settings())
         async with FakeDaemon(r, keys, history_maxlen=20) as daemon, Replica(s) as rep, Client(rep.mcp) as c:
             await daemon.emit("btcusdt@trade", trade("BTCUSDT", 1))
             tools = (await c.list_tools()).tools

@@ -192,6 +192,7 @@ def serve_workers(settings: Settings, workers: int, stateless: bool = True, repl
     os.environ["BINANCE_MCP_HTTP_HOST"] = settings.http_host  # the workers read their settings from the env
     os.environ["BINANCE_MCP_HTTP_PORT"] = str(sock.getsockname()[1])
     os.environ[_ENV_STATELESS] = "1" if stateless else "0"
+    os.environ["BINANCE_MCP_TOOLSETS"] = ",".join(settings.toolsets)
     if replica_id:
         os.environ[_ENV_REPLICA] = replica_id
     config = _uvicorn_config("binance_mcp.http.app:app_from_env", factory=True, workers=workers)

@@ -13,12 +13,15 @@ module             tools
                    get_rolling_window_ticker, get_all_rolling_window_tickers
 ``streams``        subscribe_streams, unsubscribe_streams, unsubscribe_all_streams, list_stream_subscriptions,
                    get_stream_latest, get_stream_history, get_feed_status
-``account``        get_account, get_balances, get_trading_fees, get_order_rate_limits, get_account_events
+``account``        get_account, get_balances, get_trading_fees, get_account_events, get_order_rate_limits
 ``orders``         get_open_orders, get_order, get_orders, get_my_trades, get_prevented_matches
+``toolsets``       enable_toolsets
 =================  ==========================================================================================
 
-The ``account`` and ``orders`` tools (:data:`ACCOUNT`) are signed reads of the configured account: they are
-registered only when an API key is configured.
+Toolsets (``BINANCE_MCP_TOOLSETS``, :data:`TOOLSETS`) group them for clients that show few tools: ``spot``
+(general, symbols, books, trades, klines, prices, tickers), ``streams``, ``account`` (the signed reads of the
+account, orders and fills), ``trading`` (order-count limits, prevented matches), ``futures``. The signed
+toolsets are registered only when an API key is configured.
 
 What they share (the typed :class:`~.context.ToolContext`, argument types, sizes, :func:`~.context.bind`) is
 in :mod:`.context`.
@@ -26,30 +29,57 @@ in :mod:`.context`.
 
 from __future__ import annotations
 
+import logging
+
 from mcp.server.mcpserver import MCPServer
+
+from binance_common.settings import Settings
 
 from . import account, books, general, klines, orders, prices, streams, symbols, tickers, trades
 from .context import ToolContext, ToolSpec, bind
 
-ALL: tuple[ToolSpec, ...] = (
-    *general.TOOLS,
-    *symbols.TOOLS,
-    *books.TOOLS,
-    *trades.TOOLS,
-    *klines.TOOLS,
-    *prices.TOOLS,
-    *tickers.TOOLS,
-    *streams.TOOLS,
-)
-ACCOUNT: tuple[ToolSpec, ...] = (*account.TOOLS, *orders.TOOLS)
+log = logging.getLogger(__name__)
+
+TOOLSETS: dict[str, tuple[ToolSpec, ...]] = {
+    "spot": (*general.TOOLS, *symbols.TOOLS, *books.TOOLS, *trades.TOOLS, *klines.TOOLS, *prices.TOOLS,
+             *tickers.TOOLS),
+    "streams": streams.TOOLS,
+    "account": (*account.TOOLS, *orders.TOOLS),
+    "trading": (*account.TRADING, *orders.TRADING),
+    "futures": (),
+}
+SIGNED_TOOLSETS = ("account", "trading")
+ALL: tuple[ToolSpec, ...] = (*TOOLSETS["spot"], *TOOLSETS["streams"])
+"""The public market tools (the default without an API key)."""
+ACCOUNT: tuple[ToolSpec, ...] = (*TOOLSETS["account"], *TOOLSETS["trading"])
+"""Every signed tool."""
+
+
+def selected(settings: Settings) -> tuple[ToolSpec, ...]:
+    """The tools of the configured toolsets; signed toolsets only with an API key."""
+    out: list[ToolSpec] = []
+    for name in settings.toolsets:
+        if name in SIGNED_TOOLSETS and not settings.has_credentials:
+            log.info("toolset %s needs an API key (BINANCE_MCP_API_KEY); not listed", name)
+            continue
+        out += TOOLSETS[name]
+    return tuple(out)
 
 
 def register(mcp: MCPServer, tc: ToolContext, table: tuple[ToolSpec, ...] | None = None) -> None:
-    """Add every tool of ``table`` (default: :data:`ALL`, plus :data:`ACCOUNT` when an API key is configured)
-    to ``mcp``, bound to ``tc``."""
+    """Add every tool of ``table`` (default: the configured toolsets, :func:`selected`) to ``mcp``, bound to
+    ``tc``; with ``dynamic_toolsets``, also ``enable_toolsets``."""
     if table is None:
-        table = ALL + (ACCOUNT if tc.settings.has_credentials else ())
+        table = selected(tc.settings)
+        if tc.settings.dynamic_toolsets:
+            from . import toolsets
+
+            table = (*table, *toolsets.TOOLS)
+    tc.mcp = mcp
     for spec in table:
+        if spec.name in tc.registered:
+            continue
+        tc.registered.add(spec.name)
         mcp.add_tool(
             bind(spec, tc), name=spec.name, title=spec.title, description=spec.description,
             annotations=spec.annotations,

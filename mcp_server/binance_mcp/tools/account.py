@@ -246,6 +246,7 @@ TOOLS = (
     ToolSpec(get_account, "Account and balances", READ_ACCOUNT),
     ToolSpec(get_balances, "Balances (stream-first)", READ_ACCOUNT),
     ToolSpec(get_trading_fees, "Trading fees", READ_ACCOUNT),
-    ToolSpec(get_order_rate_limits, "Order-count limits", READ_ACCOUNT),
     ToolSpec(get_account_events, "Account events (user-data stream)", READ_ACCOUNT),
 )
+TRADING = (ToolSpec(get_order_rate_limits, "Order-count limits", READ_ACCOUNT),)
+"""Read-only tools about trading limits: the ``trading`` toolset."""

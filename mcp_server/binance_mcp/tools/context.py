@@ -99,6 +99,8 @@ class ToolContext:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        self.mcp: Any = None  # the MCPServer the tools are registered on (set by tools.register)
+        self.registered: set[str] = set()
 
     @property
     def settings(self) -> Settings:

@@ -169,5 +169,6 @@ TOOLS = (
     ToolSpec(get_order, "One order", READ_ACCOUNT),
     ToolSpec(get_orders, "Order history", READ_ACCOUNT),
     ToolSpec(get_my_trades, "Your fills", READ_ACCOUNT),
-    ToolSpec(get_prevented_matches, "Prevented matches (STP)", READ_ACCOUNT),
 )
+TRADING = (ToolSpec(get_prevented_matches, "Prevented matches (STP)", READ_ACCOUNT),)
+"""Self-trade prevention results: the ``trading`` toolset."""
