@@ -28,6 +28,7 @@ from binance_common.redis_conn import make_redis
 from binance_common.rest import BinanceRest, Governor
 from binance_common.settings import Settings
 from binance_common.signed import SignedRest, signed_from
+from binance_common.weights import futures_request_weight
 
 from .feed.leases import LeaseKeeper
 from .feed.reader import FeedReader
@@ -83,6 +84,8 @@ class Runtime:
     rest: BinanceRest | None = None
     signed: SignedRest | None = None
     """Signed requests for the configured account (None without an API key)."""
+    futures_rest: BinanceRest | None = None
+    """USD-M futures REST (fapi), with its own shared weight budget."""
     keys: Keys = field(init=False)
     holder: str = field(default_factory=default_holder)
     transport: Transport = "stdio"
@@ -150,6 +153,9 @@ class Runtime:
             self.rest = BinanceRest(self.settings, governor=self.governor)
         if self.signed is None:
             self.signed = signed_from(self.rest, self.settings)
+        if self.futures_rest is None:
+            self.futures_rest = BinanceRest(self.settings, governor=_make_governor(self, futures=True),
+                                            base_url=self.settings.futures_rest_base_url, weigh=futures_request_weight)
         for make in self.companions:
             companion = make(self.redis)
             await companion.start()
@@ -174,6 +180,9 @@ class Runtime:
             await self.rest.aclose()
             self.rest = None
         self.signed = None
+        if self.futures_rest is not None:
+            await self.futures_rest.aclose()
+            self.futures_rest = None
         if self.redis_blocking is not None:
             await self.redis_blocking.aclose()
             self.redis_blocking = None
@@ -188,9 +197,12 @@ class Runtime:
         self._closers.append(closer)
 
 
-def _make_governor(rt: Runtime) -> Governor | None:
+def _make_governor(rt: Runtime, *, futures: bool = False) -> Governor | None:
     try:
         from binance_common.ratelimit import RedisGovernor
     except ImportError:
         return None
+    if futures:
+        return RedisGovernor(rt.r, rt.keys.scoped("fapi:"), rt.settings,  # type: ignore[no-any-return]
+                             limit=rt.settings.futures_rest_max_weight_per_minute)
     return RedisGovernor(rt.r, rt.keys, rt.settings)  # type: ignore[no-any-return]

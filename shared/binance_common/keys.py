@@ -17,7 +17,8 @@ Value layouts are defined, with their codec, in :mod:`binance_common.feedstore` 
 * channel ``control``: payload ``reconcile`` (a replica changed leases: reconcile now).
 * channel ``mcp:events``: MCP replicas' own resource events, fanned out to every replica (payload
   ``uri <resource uri>`` or ``list <tools|prompts|resources>``). Only binance-mcp reads and writes it.
-* ``rl:weight:<epoch minute>`` INT (expires after 2 min), ``rl:ban_until`` / ``rl:retry_until`` (ms).
+* ``rl:weight:<epoch minute>`` INT (expires after 2 min), ``rl:ban_until`` / ``rl:retry_until`` (ms); the
+  same under ``rl:fapi:`` for the USD-M futures API (its own budget).
 * ``rl:clock_offset`` INT, Binance server time minus local time (ms), for signed requests.
 * ``acct:<account id>:<part>``: one account's user-data feed (layouts in :mod:`binance_common.accountstore`);
   the id is a digest of the API key (:func:`binance_common.signing.account_id`), never the key.
@@ -38,10 +39,16 @@ class Keys:
     """Key builder for one namespace. ``Keys("bnc").latest("btcusdt@trade") == "bnc:v1:latest:btcusdt@trade"``."""
 
     namespace: str = "bnc"
+    rl_scope: str = ""
+    """Prefix of the rate-limit keys inside ``rl:``: '' for spot (api.binance.com), ``fapi:`` for USD-M futures,
+    whose weight budget Binance counts apart."""
 
     @property
     def prefix(self) -> str:
         return f"{self.namespace}:{SCHEMA_VERSION}:"
+
+    def scoped(self, rl_scope: str) -> Keys:
+        return Keys(self.namespace, rl_scope)
 
     # --- stream data -------------------------------------------------------------------------------
     def latest(self, stream: str) -> str:
@@ -128,19 +135,19 @@ class Keys:
 
     # --- REST rate limits and caches ---------------------------------------------------------------
     def rl_weight(self, epoch_minute: int) -> str:
-        return f"{self.prefix}rl:weight:{epoch_minute}"
+        return f"{self.prefix}rl:{self.rl_scope}weight:{epoch_minute}"
 
     @property
     def rl_ban_until(self) -> str:
-        return f"{self.prefix}rl:ban_until"
+        return f"{self.prefix}rl:{self.rl_scope}ban_until"
 
     @property
     def rl_retry_until(self) -> str:
-        return f"{self.prefix}rl:retry_until"
+        return f"{self.prefix}rl:{self.rl_scope}retry_until"
 
     @property
     def rl_clock_offset(self) -> str:
-        return f"{self.prefix}rl:clock_offset"
+        return f"{self.prefix}rl:{self.rl_scope}clock_offset"
 
     def account(self, account_id: str, part: str) -> str:
         """``acct:<id>:events|balances|orders|fills|status`` (see :mod:`binance_common.accountstore`)."""

@@ -140,6 +140,7 @@ class RedisGovernor:
     ``max_wait_s``: when the budget of the current minute is used up and the next minute starts within this
     many seconds, :meth:`acquire` sleeps until then instead of raising (0 = never wait).
     ``clock``: seconds since the epoch (tests inject a fake clock).
+    ``limit``: the per-minute weight limit when it is not spot's (the futures API: ``keys.scoped("fapi:")``).
     """
 
     def __init__(
@@ -150,12 +151,13 @@ class RedisGovernor:
         *,
         max_wait_s: float = 2.0,
         clock: Callable[[], float] = time.time,
+        limit: int | None = None,
     ) -> None:
         self.r = redis
         self.keys = keys
         self.settings = settings
-        self.limit = settings.rest_max_weight_per_minute
-        self.budget = budget_of(settings)
+        self.limit = limit or settings.rest_max_weight_per_minute
+        self.budget = max(1, int(self.limit * settings.rest_weight_headroom)) if limit else budget_of(settings)
         self.max_wait_s = max_wait_s
         self.clock = clock
         self.clock_offset_ms = 0

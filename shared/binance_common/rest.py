@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
@@ -136,10 +136,13 @@ class BinanceRest:
         *,
         governor: Governor | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        base_url: str | None = None,
+        weigh: Callable[[str, Mapping[str, Any]], int] = request_weight,
     ) -> None:
         self.settings = settings
         self.governor: Governor = governor or NullGovernor()
-        self.base_url = settings.rest_base_url
+        self.base_url = base_url or settings.rest_base_url
+        self.weigh = weigh
         self.clock_offset_ms: int = 0  # server time - local time, from /time and Date headers
         self.last_used_weight: int | None = None
         self.last_round_trip_ms: float | None = None
@@ -171,7 +174,7 @@ class BinanceRest:
         self, path: str, params: Mapping[str, Any] | None = None, *, budget_share: float = 1.0
     ) -> tuple[Any, httpx.Headers]:
         clean = _encode_params(params or {})
-        return await self.send("GET", path, clean, request_weight(path, clean), budget_share=budget_share)
+        return await self.send("GET", path, clean, self.weigh(path, clean), budget_share=budget_share)
 
     async def send(
         self, method: str, path: str, query: Mapping[str, str] | str, weight: int, *,

@@ -48,6 +48,17 @@ class StreamKind(StrEnum):
     AVG_PRICE = "avgPrice"
     PARTIAL_DEPTH = "partialDepth"
     DEPTH = "depth"
+    MARK_PRICE = "markPrice"
+    FORCE_ORDER = "forceOrder"
+
+
+FUTURES_PREFIX = "um:"
+"""USD-M futures streams are named ``um:<Binance name>`` here, so spot and futures never share a key
+(``btcusdt@aggTrade`` exists on both)."""
+FUTURES_KLINE_INTERVALS = tuple(i for i in KLINE_INTERVALS if i != "1s")
+FUTURES_PUBLIC_KINDS = frozenset({StreamKind.DEPTH, StreamKind.PARTIAL_DEPTH, StreamKind.BOOK_TICKER})
+"""Futures streams Binance serves on ``/public`` (high-frequency book data); every other kind is on ``/market``.
+A stream subscribed on the wrong path is acknowledged and then silent."""
 
 
 TRADE_ID_FIELD: dict[StreamKind, str] = {StreamKind.TRADE: "t", StreamKind.AGG_TRADE: "a"}
@@ -57,7 +68,10 @@ ALLOWED_FORMS = (
     "<symbol>@trade, <symbol>@aggTrade, <symbol>@kline_<interval>[@+HH:MM], <symbol>@miniTicker, "
     "!miniTicker@arr, <symbol>@ticker, <symbol>@ticker_<1h|4h|1d>, !ticker_<1h|4h|1d>@arr, "
     "<symbol>@bookTicker, <symbol>@avgPrice, <symbol>@depth<5|10|20>[@100ms], <symbol>@depth[@100ms]; "
-    "symbols are lowercase (e.g. btcusdt); intervals: " + " ".join(KLINE_INTERVALS)
+    "symbols are lowercase (e.g. btcusdt); intervals: " + " ".join(KLINE_INTERVALS) + "; USD-M futures: "
+    "um:<symbol>@aggTrade, um:<symbol>@markPrice[@1s], um:<symbol>@kline_<interval>, um:<symbol>@miniTicker, "
+    "um:<symbol>@ticker, um:<symbol>@bookTicker, um:<symbol>@forceOrder, um:<symbol>@depth[@100ms|@500ms], "
+    "um:<symbol>@depth<5|10|20>[@100ms|@500ms]"
 )
 
 
@@ -80,7 +94,20 @@ class StreamSpec:
     timezone: str | None = None  # kline "+08:00"
     window: str | None = None  # rolling ticker window
     levels: int | None = None  # partial depth levels
-    speed_ms: int | None = None  # depth update speed, 100 or 1000
+    speed_ms: int | None = None  # depth update speed, 100 or 1000 (futures: 100, 250, 500)
+    venue: str = "spot"  # spot, or um (USD-M futures)
+
+    @property
+    def binance_name(self) -> str:
+        """The name Binance knows (without the ``um:`` prefix)."""
+        return self.name[len(FUTURES_PREFIX):] if self.venue == "um" else self.name
+
+    @property
+    def route(self) -> str | None:
+        """The futures WebSocket path the stream lives on (public or market); None for spot."""
+        if self.venue != "um":
+            return None
+        return "public" if self.kind in FUTURES_PUBLIC_KINDS else "market"
 
     @property
     def sequenced(self) -> bool:
@@ -107,9 +134,12 @@ def _bad(name: str, why: str) -> StreamNameError:
 
 
 def parse_stream(name: str) -> StreamSpec:
-    """Parse a stream name such as ``btcusdt@kline_1m`` into a :class:`StreamSpec`."""
+    """Parse a stream name such as ``btcusdt@kline_1m`` (or ``um:btcusdt@markPrice`` for USD-M futures) into
+    a :class:`StreamSpec`."""
     if not isinstance(name, str) or not name or len(name) > 64:
         raise _bad(str(name)[:80], "expected a non-empty name of at most 64 characters")
+    if name.startswith(FUTURES_PREFIX):
+        return _parse_futures(name)
     if name == "!miniTicker@arr":
         return StreamSpec(name, StreamKind.ALL_MINI_TICKERS)
     if name.startswith("!ticker_") and name.endswith("@arr"):
@@ -163,6 +193,36 @@ def parse_stream(name: str) -> StreamSpec:
             raise _bad(name, "partial depth levels must be 5, 10 or 20")
         return StreamSpec(name, StreamKind.PARTIAL_DEPTH, symbol, levels=levels, speed_ms=speed_ms)
     raise _bad(name, f"unknown stream type {rest!r}")
+
+
+def _parse_futures(name: str) -> StreamSpec:
+    """A USD-M futures stream (``um:`` + Binance's name)."""
+    sym, sep, rest = name[len(FUTURES_PREFIX):].partition("@")
+    if not sep or not rest or not _LOWER_SYMBOL_RE.fullmatch(sym):
+        raise _bad(name, "expected um:<symbol>@<type> with a lowercase symbol, e.g. um:btcusdt@markPrice")
+    symbol = sym.upper()
+    simple = {"aggTrade": StreamKind.AGG_TRADE, "miniTicker": StreamKind.MINI_TICKER, "ticker": StreamKind.TICKER,
+              "bookTicker": StreamKind.BOOK_TICKER, "forceOrder": StreamKind.FORCE_ORDER,
+              "markPrice": StreamKind.MARK_PRICE, "markPrice@1s": StreamKind.MARK_PRICE}
+    if rest in simple:
+        return StreamSpec(name, simple[rest], symbol, speed_ms=1000 if rest.endswith("@1s") else None, venue="um")
+    if rest.startswith("kline_"):
+        interval = rest[len("kline_"):]
+        if interval not in FUTURES_KLINE_INTERVALS:
+            raise _bad(name, f"futures kline interval must be one of {' '.join(FUTURES_KLINE_INTERVALS)}")
+        return StreamSpec(name, StreamKind.KLINE, symbol, interval=interval, venue="um")
+    if rest.startswith("depth"):
+        levels_s, _, speed = rest[len("depth"):].partition("@")
+        if speed not in ("", "100ms", "500ms"):
+            raise _bad(name, "futures depth speed must be @100ms, @500ms or omitted (250 ms)")
+        speed_ms = int(speed[:-2]) if speed else 250
+        if levels_s == "":
+            return StreamSpec(name, StreamKind.DEPTH, symbol, speed_ms=speed_ms, venue="um")
+        if levels_s not in _DEPTH_LEVELS:
+            raise _bad(name, "partial depth levels must be 5, 10 or 20")
+        return StreamSpec(name, StreamKind.PARTIAL_DEPTH, symbol, levels=_DEPTH_LEVELS[levels_s], speed_ms=speed_ms,
+                          venue="um")
+    raise _bad(name, f"unknown futures stream type {rest!r}")
 
 
 def validate_stream(name: str) -> str:
@@ -225,4 +285,4 @@ def stream_symbol(name: str) -> str | None:
     """Upper-case symbol of a stream name, or None for all-market streams (cheap, no validation)."""
     if name.startswith("!"):
         return None
-    return name.partition("@")[0].upper()
+    return name.removeprefix(FUTURES_PREFIX).partition("@")[0].upper()

@@ -84,3 +84,32 @@ def _signed_weight(path: str, p: Mapping[str, Any]) -> int:
     if path == "/api/v3/myPreventedMatches":
         return 20 if p.get("orderId") is not None else 2
     return 1
+
+
+FUTURES_KLINE_PATHS = ("/fapi/v1/klines", "/fapi/v1/continuousKlines", "/fapi/v1/indexPriceKlines",
+                       "/fapi/v1/markPriceKlines", "/fapi/v1/premiumIndexKlines")
+
+
+def futures_request_weight(path: str, params: Mapping[str, Any] | None = None) -> int:
+    """Weight of one USD-M futures GET (fapi.binance.com; its own 2400/min budget). ``/futures/data/*``
+    weigh 0 but have their own 1000 requests / 5 min limit (counted as 1 here, so the governor sees them)."""
+    p = params or {}
+    if path == "/fapi/v1/depth":
+        lim = int(p.get("limit", 500))
+        return 2 if lim <= 50 else 5 if lim <= 100 else 10 if lim <= 500 else 20
+    if path in FUTURES_KLINE_PATHS:
+        lim = int(p.get("limit", 500))
+        return 1 if lim < 100 else 2 if lim < 500 else 5 if lim <= 1000 else 10
+    if path == "/fapi/v1/trades":
+        return 5
+    if path in ("/fapi/v1/aggTrades", "/fapi/v1/historicalTrades"):
+        return 20
+    if path == "/fapi/v1/ticker/24hr":
+        return 1 if p.get("symbol") else 40
+    if path in ("/fapi/v1/ticker/price", "/fapi/v2/ticker/price"):
+        return 1 if p.get("symbol") else 2
+    if path == "/fapi/v1/ticker/bookTicker":
+        return 2 if p.get("symbol") else 5
+    if path == "/fapi/v1/premiumIndex":
+        return 1 if p.get("symbol") else 10
+    return 1

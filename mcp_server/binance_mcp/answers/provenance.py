@@ -50,6 +50,8 @@ LIMITS: dict[StreamKind, Limits] = {
     StreamKind.ROLLING_TICKER: Limits(5_000, 10_000),
     StreamKind.ALL_ROLLING_TICKERS: Limits(5_000, 10_000),
     StreamKind.AVG_PRICE: Limits(5_000, 10_000),
+    StreamKind.MARK_PRICE: Limits(5_000, 10_000),
+    StreamKind.FORCE_ORDER: Limits(60_000, 600_000),
 }
 DEFAULT_LIMITS = Limits(5_000, 60_000)
 BOOK_LIMITS = Limits(5_000, 10_000)

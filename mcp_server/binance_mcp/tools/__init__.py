@@ -15,6 +15,11 @@ module             tools
                    get_stream_latest, get_stream_history, get_feed_status
 ``account``        get_account, get_balances, get_trading_fees, get_account_events, get_order_rate_limits
 ``orders``         get_open_orders, get_order, get_orders, get_my_trades, get_prevented_matches
+``futures``        get_futures_exchange_info, get_futures_order_book, get_futures_recent_trades,
+                   get_futures_aggregate_trades, get_futures_klines, get_mark_price, get_futures_24hr_ticker,
+                   get_futures_book_ticker, get_futures_price
+``futures_stats``  get_funding_rate_history, get_open_interest, get_open_interest_history, get_long_short_ratio,
+                   get_taker_buy_sell_volume
 ``toolsets``       enable_toolsets
 =================  ==========================================================================================
 
@@ -35,7 +40,20 @@ from mcp.server.mcpserver import MCPServer
 
 from binance_common.settings import Settings
 
-from . import account, books, general, klines, orders, prices, streams, symbols, tickers, trades
+from . import (
+    account,
+    books,
+    futures,
+    futures_stats,
+    general,
+    klines,
+    orders,
+    prices,
+    streams,
+    symbols,
+    tickers,
+    trades,
+)
 from .context import ToolContext, ToolSpec, bind
 
 log = logging.getLogger(__name__)
@@ -46,7 +64,7 @@ TOOLSETS: dict[str, tuple[ToolSpec, ...]] = {
     "streams": streams.TOOLS,
     "account": (*account.TOOLS, *orders.TOOLS),
     "trading": (*account.TRADING, *orders.TRADING),
-    "futures": (),
+    "futures": (*futures.TOOLS, *futures_stats.TOOLS),
 }
 SIGNED_TOOLSETS = ("account", "trading")
 ALL: tuple[ToolSpec, ...] = (*TOOLSETS["spot"], *TOOLSETS["streams"])

@@ -144,6 +144,11 @@ class ToolContext:
         except InvalidSymbolError as e:
             raise await self._suggest(e, symbols) from e
 
+    async def futures(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET a USD-M futures endpoint (fapi.binance.com, its own weight budget)."""
+        assert self.rt.futures_rest is not None, "Runtime.start() was not awaited"
+        return await self.rt.futures_rest.get(path, params)
+
     @property
     def signed(self) -> SignedRest:
         """The account's signed client (the account tools are registered only when a key is configured)."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from mcp.types import CallToolResult
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from binance_common.streams import KLINE_INTERVALS
 
@@ -68,11 +69,19 @@ async def _klines(
         "timeZone": time_zone_param(tz), "limit": limit,
     }
     raw = await tc.rest("/api/v3/uiKlines" if ui else "/api/v3/klines", params, symbols=[sym])
-    rows = kline_rows(raw)
-    full = len(rows) == limit
-    forward = start is not None  # a page after start_time: keep the oldest rows; else the most recent
+    make = functools.partial(Klines, **rest_meta(), symbol=sym, interval=interval, time_zone=tz, ui=ui,
+                             columns=KLINE_COLUMNS)
+    return respond_klines(tc, kline_rows(raw), limit, forward=start is not None, make=make)
 
-    def build(kept: Sequence[list[str | int]]) -> Klines:
+
+def respond_klines(tc: ToolContext, rows: list[list[str | int]], limit: int, *, forward: bool,
+                   make: Callable[..., BaseModel]) -> CallToolResult:
+    """A candle answer cut to the byte budget: after start_time the oldest rows are kept (``forward``), else
+    the most recent; the hint and ``next_start_time_ms`` say how to continue. ``make`` builds the model from
+    the fields that depend on the rows."""
+    full = len(rows) == limit
+
+    def build(kept: Sequence[list[str | int]]) -> BaseModel:
         cut = len(rows) - len(kept)
         next_start = int(kept[-1][6]) + 1 if kept and (full or cut) and forward else None
         hint = None
@@ -89,13 +98,9 @@ async def _klines(
                 f"start_time={next_start}" if forward else
                 f"the most recent {limit} candles; for older ones pass end_time={int(rows[0][0]) - 1}"
             )
-        return Klines(
-            **meta, symbol=sym, interval=interval, time_zone=tz, ui=ui, columns=KLINE_COLUMNS,
-            rows=list(kept), count=len(kept), summary=kline_summary(list(kept)),
-            next_start_time_ms=next_start, hint=hint, truncated=cut > 0, omitted=cut,
-        )
+        return make(rows=list(kept), count=len(kept), summary=kline_summary(list(kept)), next_start_time_ms=next_start,
+                    hint=hint, truncated=cut > 0, omitted=cut)
 
-    meta = rest_meta()
     return respond_within(rows, build, tc.settings.answer_budget_bytes, keep="first" if forward else "last")
 
 

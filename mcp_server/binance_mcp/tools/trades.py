@@ -50,7 +50,7 @@ CompactArg = Annotated[
 L = TypeVar("L", TradeList, AggTradeList)
 
 
-def _trades(
+def respond_trades(
     model: type[L],
     rows: Sequence[TradeRow] | Sequence[AggTradeRow],
     meta: dict[str, Any],
@@ -112,7 +112,7 @@ async def get_recent_trades(
             older = f"the most recent {len(kept)} of {len(rows)} trades fit the answer budget; " + (older or "")
         return {"hint": older}
 
-    return _trades(TradeList, rows, meta, sym, compact, tc.settings.answer_budget_bytes, "last", extra)
+    return respond_trades(TradeList, rows, meta, sym, compact, tc.settings.answer_budget_bytes, "last", extra)
 
 
 async def get_historical_trades(
@@ -136,7 +136,7 @@ async def get_historical_trades(
             hint = f"{len(kept)} of {len(rows)} trades fit the answer budget; continue with from_id=next_from_id"
         return {"next_from_id": kept[-1].id + 1 if kept else None, "hint": hint}
 
-    return _trades(TradeList, rows, rest_meta(), sym, compact, tc.settings.answer_budget_bytes, "first", extra)
+    return respond_trades(TradeList, rows, rest_meta(), sym, compact, tc.settings.answer_budget_bytes, "first", extra)
 
 
 async def get_aggregate_trades(
@@ -188,7 +188,7 @@ async def get_aggregate_trades(
         return {"next_from_id": kept[-1].agg_id + 1 if kept else None, "hint": hint}
 
     budget = tc.settings.answer_budget_bytes
-    return _trades(AggTradeList, rows, meta, sym, compact, budget, "first" if forward else "last", extra)
+    return respond_trades(AggTradeList, rows, meta, sym, compact, budget, "first" if forward else "last", extra)
 
 
 TOOLS = (

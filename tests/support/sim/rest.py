@@ -73,6 +73,8 @@ class RestApi:
         return Starlette(routes=[
             Route("/api/v3/{path:path}", self.dispatch, methods=["GET"]),
             Route("/sapi/v1/{path:path}", self.dispatch, methods=["GET"]),
+            Route("/fapi/{path:path}", self.sim.futures_rest.dispatch, methods=["GET"]),
+            Route("/futures/data/{path:path}", self.sim.futures_rest.dispatch, methods=["GET"]),
             Route("/_sim/{action:path}", self.control, methods=["GET", "POST"]),
         ])
 

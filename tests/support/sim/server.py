@@ -19,6 +19,7 @@ from . import ws as ws_mod
 from .account import SimAccount
 from .account_rest import AccountRest
 from .faults import Faults
+from .futures_rest import FuturesRest
 from .hub import Hub
 from .market import Market
 from .replay import ReplayData, load
@@ -100,6 +101,7 @@ class BinanceSim:
         self.faults = Faults(self)
         self.account = SimAccount(lambda: self.config.clock_offset_ms)
         self.account_rest = AccountRest(self)
+        self.futures_rest = FuturesRest(self)
         self.rest = RestApi(self)
         self._ws_server: Server | None = None
         self._uvicorn: uvicorn.Server | None = None
