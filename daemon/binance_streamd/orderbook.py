@@ -24,23 +24,23 @@ The official procedure (binance-facts.md, web-socket-streams.md) and where this 
 5. per diff: ``u`` < book id ignore; ``U`` > book id + 1 gap, restart; else apply, book id := ``u``
                                                                          -> :meth:`LocalBook.apply_diff`
 
-Continuity after a lost connection (the project's rule, architecture.md): a live book whose connection
-dropped is ``verifying`` (:meth:`BookSync.suspend`): it is not served, and the first diff on the new
-connection either proves continuity (``U <= book id + 1 <= u``: live again, no snapshot paid for) or shows
-the gap (resync). A quiet symbol proves it with a snapshot instead (:meth:`BookSync.request_snapshot`).
+After a lost connection a live book is ``verifying`` (:meth:`BookSync.suspend`), not served, until the first
+diff on the new connection proves continuity (``U <= book id + 1 <= u``) or shows the gap (resync); a quiet
+symbol proves it with a snapshot (:meth:`BookSync.request_snapshot`). The continuity rules are three methods
+of :class:`BookSync`; :mod:`.futures_book` overrides them with the futures ones (``pu``).
 """
 
 from __future__ import annotations
 
 import logging
-from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from binance_common.feedstore import live_book_json
+
+from .book_side import _level, _Side
 
 log = logging.getLogger(__name__)
 
@@ -55,55 +55,6 @@ class BookGap(Exception):
         self.symbol = symbol
         self.expected = expected
         self.got = got
-
-
-def _level(price: Any, qty: Any) -> tuple[Decimal, str, str, bool]:
-    """Parse one ``[price, qty]`` pair: (price key, price string, qty string, qty is zero)."""
-    p = str(price)  # Binance sends strings (kept verbatim); numbers from elsewhere become their text
-    q = str(qty)
-    try:
-        key = Decimal(p)
-        zero = Decimal(q).is_zero()
-    except InvalidOperation as e:
-        raise ValueError(f"bad price level [{p!r}, {q!r}]") from e
-    if not key.is_finite():
-        raise ValueError(f"bad price level [{p!r}, {q!r}]")
-    return key, p, q, zero
-
-
-class _Side:
-    """One side of a book: levels by price key plus the keys kept sorted best-first."""
-
-    __slots__ = ("_descending", "_keys", "_levels")
-
-    def __init__(self, descending: bool) -> None:
-        self._descending = descending
-        self._levels: dict[Decimal, tuple[str, str]] = {}
-        self._keys: list[Decimal] = []  # price (negated for bids), ascending = best first
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def clear(self) -> None:
-        self._levels.clear()
-        self._keys.clear()
-
-    def set(self, key: Decimal, p: str, q: str, zero: bool) -> None:
-        k = -key if self._descending else key
-        levels = self._levels
-        if zero:
-            if k in levels:
-                del levels[k]
-                del self._keys[bisect_left(self._keys, k)]
-            return
-        if k not in levels:
-            insort(self._keys, k)
-        levels[k] = (p, q)
-
-    def top(self, n: int | None) -> list[list[str]]:
-        keys = self._keys[:n]  # [:None] is every level
-        levels = self._levels
-        return [list(levels[k]) for k in keys]
 
 
 class LocalBook:
@@ -148,13 +99,20 @@ class LocalBook:
         """
         if not self.has_snapshot:
             raise RuntimeError(f"{self.symbol}: apply_snapshot must come before apply_diff")
-        first: int = payload["U"]
         final: int = payload["u"]
-        book_id = self.last_update_id
-        if final < book_id:
+        if final < self.last_update_id:
             return False
-        if first > book_id + 1:
-            raise BookGap(self.symbol, book_id + 1, first)
+        self.check_continuity(payload)
+        return self._apply(payload)
+
+    def check_continuity(self, payload: dict[str, Any]) -> None:
+        """Spot: the diff must start at or before the book id + 1 (else updates were missed)."""
+        first: int = payload["U"]
+        if first > self.last_update_id + 1:
+            raise BookGap(self.symbol, self.last_update_id + 1, first)
+
+    def _apply(self, payload: dict[str, Any]) -> bool:
+        final: int = payload["u"]
         parsed_b = [_level(lv[0], lv[1]) for lv in payload["b"]]
         parsed_a = [_level(lv[0], lv[1]) for lv in payload["a"]]
         for lv in parsed_b:
@@ -218,12 +176,14 @@ class BookSync:
     buffered diff, fetched again).
     """
 
+    book_class: type[LocalBook] = LocalBook
+
     def __init__(self, symbol: str, *, max_buffer: int = 10_000) -> None:
         if max_buffer < 1:
             raise ValueError("max_buffer must be at least 1")
         self.symbol = symbol.upper()
         self.max_buffer = max_buffer
-        self.book = LocalBook(self.symbol)
+        self.book = self.book_class(self.symbol)
         self.state: Literal["syncing", "verifying", "live"] = "syncing"
         self.snapshot_requested = False
         self.buffer: deque[tuple[dict[str, Any], int | None]] = deque()
@@ -265,7 +225,7 @@ class BookSync:
         book_id = self.book.last_update_id
         if payload["u"] <= book_id:
             return _NOTHING  # older than the book: proves nothing
-        if payload["U"] > book_id + 1:
+        if not self.follows(book_id, payload):
             self.gaps += 1
             self.resyncs += 1
             return self._restart(payload, recv_ms)
@@ -300,7 +260,7 @@ class BookSync:
             last_u: int = buf[-1][0]["u"]
             if payload["u"] <= last_u:
                 return _NOTHING  # a duplicate (two connections overlapping)
-            if payload["U"] > last_u + 1:  # the buffer itself has a hole: start buffering again
+            if not self.follows(last_u, payload):  # the buffer itself has a hole: start buffering again
                 self.gaps += 1
                 buf.clear()
         buf.append((payload, recv_ms))
@@ -314,7 +274,7 @@ class BookSync:
     def _restart(self, payload: dict[str, Any] | None, recv_ms: int | None) -> SyncResult:
         """Discard the book and start over, buffering ``payload`` (the diff that showed the gap) if given."""
         self.state = "syncing"
-        self.book = LocalBook(self.symbol)
+        self.book = self.book_class(self.symbol)
         self.buffer.clear()
         if payload is None:
             return SyncResult(gap=True)
@@ -339,17 +299,16 @@ class BookSync:
                 self.snapshot_requested = True
                 return SyncResult(fetch_snapshot=True)
             self.buffer.clear()
-        first_u = self.first_buffered_id
-        if first_u is not None and last_update_id + 1 < first_u:
+        if self.buffer and self.snapshot_too_old(last_update_id, self.buffer[0][0]):
             self.stale_snapshots += 1
             self.snapshot_requested = True
             return SyncResult(fetch_snapshot=True)
         buf = self.buffer
-        while buf and buf[0][0]["u"] <= last_update_id:
+        while buf and self.covered(buf[0][0], last_update_id):
             buf.popleft()
         # The first kept diff contains lastUpdateId + 1: the buffer is contiguous (_buffer restarts it at any
         # hole) and its first U <= lastUpdateId + 1 (checked above), so every kept diff follows the snapshot.
-        book = LocalBook(self.symbol)
+        book = self.book_class(self.symbol)
         book.apply_snapshot(last_update_id, bids, asks)
         recv = None
         try:
@@ -366,6 +325,20 @@ class BookSync:
         self.state = "live"
         self.last_recv_ms = recv
         return _CHANGED
+
+    # --- continuity rules (spot): does a diff continue prev_u; is a snapshot older than the first buffered
+    # diff; does a snapshot already hold a buffered diff ---------------------------------------------------
+    @staticmethod
+    def follows(prev_u: int, payload: dict[str, Any]) -> bool:
+        return bool(payload["U"] <= prev_u + 1)
+
+    @staticmethod
+    def snapshot_too_old(last_update_id: int, first: dict[str, Any]) -> bool:
+        return bool(last_update_id + 1 < first["U"])
+
+    @staticmethod
+    def covered(payload: dict[str, Any], last_update_id: int) -> bool:
+        return bool(payload["u"] <= last_update_id)
 
     def reset(self) -> SyncResult:
         """Discard everything (e.g. the depth stream was unsubscribed); the next diff starts a new sync."""
