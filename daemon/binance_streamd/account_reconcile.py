@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from binance_common import accountstore as store
+import binance_common.accountstore as store
 from binance_common.errors import BinanceAPIError, RateLimitedError
 from binance_common.exchange_info import CACHE_NAME, symbol_assets
 from binance_common.signed import SignedRest

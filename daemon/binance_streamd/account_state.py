@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from binance_common import accountstore as store
+import binance_common.accountstore as store
 from binance_common.keys import Keys
 
 Command = list[Any]

@@ -15,6 +15,7 @@ from binance_common.errors import RateLimitedError
 from binance_common.feedstore import BookState, book_marker
 from binance_common.timeutil import now_ms
 
+from .futures_book import FuturesBookSync, is_futures_book
 from .orderbook import BookSync, LocalBook
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,8 @@ class BookManager:
         """Start keeping a book for ``symbol`` (no-op if kept already); it syncs on its first diff."""
         sym = symbol.upper()
         if sym not in self._syncs:
-            self._syncs[sym] = BookSync(sym, max_buffer=self._max_buffer)
+            kind = FuturesBookSync if is_futures_book(sym) else BookSync
+            self._syncs[sym] = kind(sym, max_buffer=self._max_buffer)
             self._writes[sym] = 0
             self._live[sym] = asyncio.Event()
             self._mark(sym, BookState.SYNCING)  # replaces whatever an earlier run left there

@@ -100,6 +100,8 @@ class TradeSource:
         assert spec.symbol is not None  # trade streams always name one
         self.symbol = spec.symbol.upper()
         self.agg = spec.kind is StreamKind.AGG_TRADE
+        self.futures = spec.venue == "um"
+        self.agg_path = "/fapi/v1/aggTrades" if self.futures else "/api/v3/aggTrades"
         self.id_field = TRADE_ID_FIELD[spec.kind]
         self._get = get
         self.historical = True  # historicalTrades served here (learned on the first refusal)
@@ -120,12 +122,16 @@ class TradeSource:
 
     def _convert(self, rows: list[Any]) -> list[dict[str, Any]]:
         conv = agg_trade_payload if self.agg else trade_payload
-        return [conv(self.symbol, r) for r in rows]
+        out = [conv(self.symbol, r) for r in rows]
+        if self.futures:  # futures aggTrade payloads carry no M
+            for p in out:
+                p.pop("M", None)
+        return out
 
     async def from_id(self, first_id: int, limit: int = PAGE) -> list[dict[str, Any]]:
         """Payloads with ids >= ``first_id`` in id order (at most ``limit``; fewer means the present)."""
         if self.agg:
-            return self._convert(await self._call("/api/v3/aggTrades", {"fromId": first_id, "limit": limit}))
+            return self._convert(await self._call(self.agg_path, {"fromId": first_id, "limit": limit}))
         if self.historical:
             try:
                 return self._convert(await self._call("/api/v3/historicalTrades",
@@ -140,7 +146,7 @@ class TradeSource:
         """(payloads with trade time >= ``start_ms``, complete). ``complete`` is False when older ones may
         exist that this request did not reach (more than a page since ``start_ms``)."""
         if self.agg:
-            rows = self._convert(await self._call("/api/v3/aggTrades", {"startTime": start_ms, "limit": PAGE}))
+            rows = self._convert(await self._call(self.agg_path, {"startTime": start_ms, "limit": PAGE}))
             return [p for p in rows if p["T"] >= start_ms], True
         rows = await self._recent(PAGE)
         kept = [p for p in rows if p["T"] >= start_ms]
@@ -148,7 +154,7 @@ class TradeSource:
 
     async def newest_id(self) -> int | None:
         if self.agg:
-            rows = self._convert(await self._call("/api/v3/aggTrades", {"limit": 1}))
+            rows = self._convert(await self._call(self.agg_path, {"limit": 1}))
         else:
             rows = await self._recent(1)
         return rows[-1][self.id_field] if rows else None

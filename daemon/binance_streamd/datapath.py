@@ -31,8 +31,8 @@ import redis.asyncio as aioredis
 from binance_common.errors import BinanceError
 from binance_common.feedstore import StatusRecord, StreamState, decode_history, encode_gap, entry_last_id
 from binance_common.keys import Keys
+from binance_common.streams import FUTURES_PREFIX, TRADE_ID_FIELD, StreamKind
 from binance_common.streams import SYMBOL_RE as _SYMBOL_RE
-from binance_common.streams import TRADE_ID_FIELD, StreamKind
 from binance_common.timeutil import now_ms
 
 from .catchup import GapRecord, Record, TradeSource, plan_fill
@@ -96,10 +96,11 @@ class Stream:
 
 class DataPath:
     def __init__(self, states: dict[str, Stream], writer: RedisWriter, queue: RestQueue, *,
-                 max_ids: int, book_diff: Any = None) -> None:
+                 max_ids: int, book_diff: Any = None, futures_queue: RestQueue | None = None) -> None:
         self.states = states
         self.writer = writer
         self.queue = queue
+        self.futures_queue = futures_queue or queue  # catch-ups of um: streams (fapi, its own budget)
         self.max_ids = max_ids
         self.book_streams: dict[str, str] = {}  # depth@100ms stream -> symbol whose book it feeds
         self.book_diff = book_diff  # callable(symbol, payload, recv_ms), the book manager's on_diff_nowait
@@ -262,8 +263,10 @@ class DataPath:
             if len(self._sources) > 10_000:
                 self._sources.clear()
 
+            queue = self.futures_queue if st.name.startswith(FUTURES_PREFIX) else self.queue
+
             async def get(path: str, params: dict[str, Any]) -> Any:
-                return await self.queue.get(Priority.CATCHUP, path, params)
+                return await queue.get(Priority.CATCHUP, path, params)
 
             src = self._sources[st.name] = TradeSource(st.name, get)
         return src

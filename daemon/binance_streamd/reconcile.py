@@ -50,10 +50,13 @@ Execute = Callable[[Sequence[Sequence[Any]]], Awaitable[None]]
 class SymbolDirectory:
     """Which symbols the exchange lists: the shared cache, else one exchangeInfo request (weight 20)."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, queue: RestQueue, ttl_s: float) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, queue: RestQueue, ttl_s: float, *,
+                 path: str = "/api/v3/exchangeInfo", cache: str = CACHE_NAME) -> None:
         self.r = redis
         self.keys = keys
         self.queue = queue
+        self.path = path  # /fapi/v1/exchangeInfo for the futures directory
+        self.cache = cache
         self.ttl_s = max(30.0, ttl_s)
         self.names: set[str] | None = None
         self._at = float("-inf")
@@ -71,11 +74,11 @@ class SymbolDirectory:
         return self.names
 
     async def _refresh(self) -> None:
-        key = self.keys.cache(CACHE_NAME)
+        key = self.keys.cache(self.cache)
         try:
             names = symbol_names(await self.r.get(key))
             if names is None:
-                raw = await self.queue.get(Priority.BACKGROUND, "/api/v3/exchangeInfo", {})
+                raw = await self.queue.get(Priority.BACKGROUND, self.path, {})
                 compact = compact_exchange_info(raw, now_ms())
                 names = {s["symbol"] for s in compact["symbols"]}
                 await self.r.set(key, orjson.dumps(compact, default=str), px=int(self.ttl_s * 1000), nx=True)
@@ -93,7 +96,7 @@ class SymbolDirectory:
 class Reconciler:
     def __init__(self, redis: aioredis.Redis, keys: Keys, settings: Settings, states: dict[str, Stream],
                  datapath: DataPath, pool: Any, books: Any, symbols: SymbolDirectory, execute: Execute,
-                 on_forget: Callable[[str], None]) -> None:
+                 on_forget: Callable[[str], None], futures_symbols: SymbolDirectory | None = None) -> None:
         self.r = redis
         self.keys = keys
         self.settings = settings
@@ -102,6 +105,7 @@ class Reconciler:
         self.pool = pool
         self.books = books
         self.symbols = symbols
+        self.futures_symbols = futures_symbols
         self.execute = execute
         self.on_forget = on_forget
         self.unwanted_since: dict[str, float] = {}
@@ -143,8 +147,7 @@ class Reconciler:
     async def _add(self, wanted: set[str]) -> None:
         now = time.monotonic()
         fresh: list[Stream] = []
-        known: set[str] | None = None
-        checked = False
+        known: dict[str, set[str] | None] = {}
         for name in sorted(wanted):
             st = self.states.get(name)
             if st is not None:
@@ -158,10 +161,13 @@ class Reconciler:
                 self.fail(name, str(e).split(". Allowed")[0])
                 continue
             if spec.symbol:
-                if not checked:
-                    known, checked = await self.symbols.known(), True
-                if known is not None and spec.symbol.upper() not in known:
-                    self.fail(name, f"{name}: unknown symbol {spec.symbol.upper()} (not listed in exchangeInfo)")
+                directory = self.futures_symbols if spec.venue == "um" else self.symbols
+                if spec.venue not in known:
+                    known[spec.venue] = await directory.known() if directory is not None else None
+                listed = known[spec.venue]
+                if listed is not None and spec.symbol.upper() not in listed:
+                    where = "the futures exchangeInfo" if spec.venue == "um" else "exchangeInfo"
+                    self.fail(name, f"{name}: unknown symbol {spec.symbol.upper()} (not listed in {where})")
                     continue
             st = self.datapath.new_stream(name, spec.kind)
             self.states[name] = st
@@ -169,8 +175,9 @@ class Reconciler:
             fresh.append(st)
             if (spec.kind is StreamKind.DEPTH and spec.speed_ms == 100 and spec.symbol and self.books is not None
                     and name not in self.datapath.book_streams):
-                self.datapath.book_streams[name] = spec.symbol.upper()
-                self.books.add_symbol(spec.symbol)
+                book = ("UM:" if spec.venue == "um" else "") + spec.symbol.upper()  # futures books apart
+                self.datapath.book_streams[name] = book
+                self.books.add_symbol(book)
         if not fresh:
             return
         try:

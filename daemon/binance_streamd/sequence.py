@@ -13,6 +13,9 @@ stream kind             id checked                 verdicts
 ``<s>@bookTicker``      ``u`` (update id)          ``u > last`` new, else duplicate (ids of one symbol's book
                                                    are not contiguous in this stream, so there is no gap)
 ``<s>@depth<N>``        ``lastUpdateId``           as bookTicker
+``um:<s>@depth...``     ``pu`` (previous ``u``)    USD-M futures: ``u <= last`` duplicate; ``pu != last`` gap
+                                                   (ids ``[last + 1, U - 1]`` at least); futures partial
+                                                   depth and bookTicker: ``u`` increasing
 anything else           ``E`` (event time)         duplicate when a recent payload had the same ``E`` and is
                                                    equal; otherwise new (no gap notion)
 ======================  =========================  ==========================================================
@@ -91,6 +94,10 @@ class StreamSequencer:
         self.check: Callable[[Any], SeqVerdict]
         if spec.kind in TRADE_ID_FIELD:
             self.check, self._field = self._contiguous, TRADE_ID_FIELD[spec.kind]
+        elif spec.kind is StreamKind.DEPTH and spec.venue == "um":
+            self.check, self._field = self._futures_depth, "u"
+        elif spec.kind is StreamKind.PARTIAL_DEPTH and spec.venue == "um":
+            self.check, self._field = self._increasing, "u"
         elif spec.kind is StreamKind.DEPTH:
             self.check, self._field = self._depth, "u"
         elif spec.kind in _INCREASING_FIELD:
@@ -126,6 +133,19 @@ class StreamSequencer:
         self.last_id = final
         if first > last + 1:
             return SeqVerdict("gap", last + 1, first - 1)
+        return NEW
+
+    def _futures_depth(self, payload: Any) -> SeqVerdict:
+        final: int = payload["u"]
+        last = self.last_id
+        if last is None:
+            self.last_id = final
+            return NEW
+        if final <= last:
+            return DUPLICATE
+        self.last_id = final
+        if payload["pu"] != last:
+            return SeqVerdict("gap", last + 1, max(last + 1, int(payload["U"]) - 1))
         return NEW
 
     def _increasing(self, payload: Any) -> SeqVerdict:

@@ -28,15 +28,15 @@ from binance_common.settings import Settings
 from binance_common.signed import SignedRest, signed_from
 from binance_common.timeutil import now_ms
 
-from . import systemd
+from . import systemd, wiring
 from .bookmanager import BookManager
 from .datapath import DataPath, Stream
 from .leadership import Fenced, Leadership, Term
 from .limits import wait_event
-from .pool import Pool
 from .reconcile import Reconciler, SymbolDirectory
 from .reporting import STATUS_EVERY_S, Reporter
-from .restqueue import Priority, RestQueue
+from .restqueue import RestQueue
+from .routes import Routes
 from .userdata import UserDataKeeper
 from .writer import RedisWriter
 
@@ -45,16 +45,6 @@ log = logging.getLogger(__name__)
 __all__ = ["StreamDaemon"]
 
 RECONCILE_EVERY_S = 2.0
-
-
-class _SnapshotRest:
-    """The book manager's REST seam: snapshots go through the queue at snapshot priority."""
-
-    def __init__(self, queue: RestQueue) -> None:
-        self.queue = queue
-
-    async def get(self, path: str, params: dict[str, Any]) -> Any:
-        return await self.queue.get(Priority.SNAPSHOT, path, params)
 
 
 class StreamDaemon:
@@ -75,7 +65,10 @@ class StreamDaemon:
         # the current term's feed (None while standing by)
         self.writer: RedisWriter | None = None
         self.queue: RestQueue | None = None
-        self.pool: Pool | None = None
+        self.pool: Routes | None = None
+        self.futures_rest: BinanceRest | None = None
+        self.futures_queue: RestQueue | None = None
+        self._futures_symbols: SymbolDirectory | None = None
         self.books: BookManager | None = None
         self.datapath: DataPath | None = None
         self.reconciler: Reconciler | None = None
@@ -106,6 +99,8 @@ class StreamDaemon:
             self.rest = BinanceRest(self.settings, governor=RedisGovernor(self.redis, self.keys, self.settings))
         if self.signed is None:
             self.signed = signed_from(self.rest, self.settings)  # KeyConfigError: an unusable key stops the start
+        if self.futures_rest is None:
+            self.futures_rest = wiring.futures_rest(self.settings, self.redis, self.keys)
         try:
             term = await self.leadership.acquire()
         except (RedisError, OSError) as e:
@@ -139,6 +134,8 @@ class StreamDaemon:
             await self.redis.delete(self.keys.standby(self.leadership.identity.rsplit(":", 1)[0]))
         if self._own_rest and self.rest is not None:
             await self.rest.aclose()
+        if self.futures_rest is not None:
+            await self.futures_rest.aclose()
         if self._own_redis:
             with contextlib.suppress(Exception):
                 await self.redis.aclose()
@@ -193,22 +190,26 @@ class StreamDaemon:
         assert self.rest is not None
         self.states.clear()
         self.queue = RestQueue(self.rest)
+        assert self.futures_rest is not None
+        self.futures_queue = RestQueue(self.futures_rest)
         self.writer = RedisWriter(self.redis, self.keys, maxlen=s.history_maxlen, buffer_max=s.redis_buffer_max,
                                   linger_s=s.writer_linger_ms / 1000, fence=lambda: self.leadership.fence,
                                   on_fenced=self._on_fenced)
         await self.writer.start()
-        self.datapath = DataPath(self.states, self.writer, self.queue, max_ids=s.backfill_max_ids)
-        self.books = BookManager(_SnapshotRest(self.queue), [], top_n=s.order_book_top_n, write=self.writer.set_book,
-                                 snapshot_limit=s.order_book_snapshot_limit)
+        self.datapath = DataPath(self.states, self.writer, self.queue, max_ids=s.backfill_max_ids,
+                                 futures_queue=self.futures_queue)
+        self.books = BookManager(wiring.SnapshotRest(self.queue, self.futures_queue), [], top_n=s.order_book_top_n,
+                                 write=self.writer.set_book, snapshot_limit=s.order_book_snapshot_limit)
         self.datapath.book_diff = self.books.on_diff_nowait
-        self.pool = Pool(s.ws_base_url, self.datapath.on_data, self._on_failed, self._on_live,
-                         max_per_conn=s.max_streams_per_connection, lifetime_s=s.connection_lifetime_s,
-                         stale_after_s=s.stale_after_s, max_delay_s=s.reconnect_max_delay_s,
-                         proxy=s.ws_proxy or s.proxy, on_malformed=self.datapath.on_malformed,
-                         on_lost=self._on_lost, on_error=self._on_error, backpressure=self.writer)
+        self.pool = wiring.routes(s, self.datapath.on_data, self._on_failed, self._on_live,
+                                  on_malformed=self.datapath.on_malformed, on_lost=self._on_lost,
+                                  on_error=self._on_error, backpressure=self.writer)
         self._symbols = SymbolDirectory(self.redis, self.keys, self.queue, s.exchange_info_ttl_s)
+        self._futures_symbols = SymbolDirectory(self.redis, self.keys, self.futures_queue, s.exchange_info_ttl_s,
+                                                path="/fapi/v1/exchangeInfo", cache="futures_exchange_info")
         self.reconciler = Reconciler(self.redis, self.keys, s, self.states, self.datapath, self.pool, self.books,
-                                     self._symbols, self.leadership.execute, self.reporter.forget)
+                                     self._symbols, self.leadership.execute, self.reporter.forget,
+                                     futures_symbols=self._futures_symbols)
         pubsub = None
         with contextlib.suppress(RedisError, OSError):
             pubsub = self.redis.pubsub()
@@ -246,10 +247,12 @@ class StreamDaemon:
         if pending:  # bounded: a task that swallows its cancel (seen with redis-py pub/sub) cannot hang stop
             await asyncio.wait(pending, timeout=3.0)
         self._term_tasks = []
-        if self._symbols is not None:
-            self._symbols.close()
-        if self.queue is not None:
-            await self.queue.close()
+        for directory in (self._symbols, self._futures_symbols):
+            if directory is not None:
+                directory.close()
+        for queue in (self.queue, self.futures_queue):
+            if queue is not None:
+                await queue.close()
         if self.books is not None:
             with contextlib.suppress(Exception):
                 if graceful:
@@ -267,6 +270,8 @@ class StreamDaemon:
         while True:
             if self.reconciler is not None:
                 await self.reconciler.reconcile()
+            if self.pool is not None:
+                self.pool.check_silent(self.states)  # futures streams on the wrong path
             self._reconcile_now.clear()
             await wait_event(self._reconcile_now, RECONCILE_EVERY_S)
 
@@ -305,6 +310,8 @@ class StreamDaemon:
             st = self.states.get(s)
             if st is None:
                 continue
+            if self.pool is not None:
+                self.pool.acknowledged(s)  # futures: data must follow, else the path is wrong
             if self.datapath.acknowledged(st, conn_id):  # the first ack of a stream with no id: persist it
                 self._spawn(self.leadership.execute([["HSET", self.keys.status(s), "first_ack", st.first_ack]]))
             sym = self.datapath.book_streams.get(s)

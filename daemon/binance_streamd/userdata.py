@@ -36,7 +36,7 @@ from redis.exceptions import RedisError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from binance_common import accountstore as store
+import binance_common.accountstore as store
 from binance_common.accountstore import AccountStreamState as State
 from binance_common.errors import BinanceError
 from binance_common.keys import Keys

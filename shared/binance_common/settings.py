@@ -90,6 +90,9 @@ class Settings(BaseSettings):
         "USD-M futures WebSocket base URL; streams go to its /public or /market path by kind."))
     futures_rest_max_weight_per_minute: int = Field(
         2400, gt=0, description="USD-M futures REQUEST_WEIGHT limit per minute per IP (tracked apart from spot's).")
+    futures_silence_s: float = Field(30.0, gt=0, description=(
+        "A futures stream acknowledged this long without a message is reported and moved to the other path "
+        "(/public or /market): Binance acknowledges a stream on the wrong path and then sends nothing."))
     futures_max_streams_per_connection: int = Field(200, ge=1, le=1024, description=(
         "Streams a futures connection carries (Binance allows 1024 since 2025-07; 200 keeps reconnects light)."))
     api_key: SecretStr | None = Field(None, description="Binance API key (env or *_FILE only).")

@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 from typer.testing import CliRunner
 
-from binance_common import accountstore as store
+import binance_common.accountstore as store
 from binance_common.keys import Keys
 from binance_common.settings import Settings
 from binance_common.signing import account_id

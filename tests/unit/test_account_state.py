@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from binance_common import accountstore as store
+import binance_common.accountstore as store
 from binance_common.keys import Keys
 from binance_streamd.account_state import DAY_MS, AccountState
 

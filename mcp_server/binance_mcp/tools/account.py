@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from binance_common import accountstore as store
+import binance_common.accountstore as store
 from binance_common.timeutil import now_ms
 
 from ..answers.account import (

@@ -15,7 +15,7 @@ class Faults:
     ACTIONS = ("drop_connections", "close_connections", "stall", "malformed", "drop_trades", "skip_ids",
                "drop_depth", "server_shutdown", "rest_fault", "reject_handshakes_next", "pause", "resume",
                "quiet", "unquiet", "burst", "clear", "stats", "subscriptions", "drop_ws_api",
-               "terminate_user_streams")
+               "terminate_user_streams", "drop_futures_depth")
 
     def __init__(self, sim: BinanceSim) -> None:
         self.sim = sim
@@ -40,6 +40,10 @@ class Faults:
                 c.abort()
                 n += 1
         return n
+
+    def drop_futures_depth(self, symbol: str, count: int = 1) -> None:
+        """Lose the next ``count`` futures @100ms depth events of ``symbol`` (the next ``pu`` shows it)."""
+        self.sim.futures_hub.drop_depth[symbol.upper()] += count
 
     def drop_ws_api(self) -> int:
         """Abort every WebSocket API connection (no close frame); returns how many."""

@@ -35,6 +35,7 @@ class Hub:
         self.paused = False
         self.quiet: set[str] = set()  # symbols whose market does not move (no trades, no book changes)
         self.clock = now_ms  # ms since the epoch; the recording generator runs on a synthetic clock
+        self.step_hooks: list[Any] = []  # more venues over the same markets (the futures streams)
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- subscriptions -----------------------------------------------------------------------------
@@ -135,6 +136,8 @@ class Hub:
                     acc[(side, ticks)] = lots
             if self.wanted(f"{sym}@bookTicker"):
                 self.publish(f"{sym}@bookTicker", m.book_ticker())
+        for hook in self.step_hooks:
+            hook(m, trades, agg, changes, t_ms, before)
 
     async def _periodic(self, every_ms: int) -> None:
         while True:

@@ -20,6 +20,7 @@ from .account import SimAccount
 from .account_rest import AccountRest
 from .faults import Faults
 from .futures_rest import FuturesRest
+from .futures_ws import FuturesHub
 from .hub import Hub
 from .market import Market
 from .replay import ReplayData, load
@@ -102,6 +103,7 @@ class BinanceSim:
         self.account = SimAccount(lambda: self.config.clock_offset_ms)
         self.account_rest = AccountRest(self)
         self.futures_rest = FuturesRest(self)
+        self.futures_hub = FuturesHub(self)
         self.rest = RestApi(self)
         self._ws_server: Server | None = None
         self._uvicorn: uvicorn.Server | None = None
@@ -137,10 +139,13 @@ class BinanceSim:
             await asyncio.sleep(0.01)
         self.rest_url = f"http://{cfg.host}:{rest_port}"
         self.hub.start()
+        if cfg.rate > 0:
+            self.futures_hub.start()
         return self
 
     async def stop(self) -> None:
         await self.hub.stop()
+        await self.futures_hub.stop()
         if self.timeline is not None:
             await self.timeline.stop()
         for t in self._replay_tasks.values():

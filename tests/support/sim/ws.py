@@ -29,9 +29,11 @@ METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GE
 class SimConnection:
     """One client connection: its subscriptions, its outgoing queue, its limits."""
 
-    def __init__(self, sim: BinanceSim, ws: ServerConnection, combined: bool, streams: list[str]) -> None:
+    def __init__(self, sim: BinanceSim, ws: ServerConnection, combined: bool, streams: list[str],
+                 route: str | None = None) -> None:
         self.sim = sim
         self.ws = ws
+        self.route = route  # public / market: a USD-M futures connection (futures_ws)
         self.id = next(_ids)
         self.combined = combined
         self.streams: list[str] = []
@@ -47,13 +49,22 @@ class SimConnection:
     def _add(self, s: str) -> None:
         if s not in self.streams:
             self.streams.append(s)
+            if self.route is not None:
+                self.sim.futures_hub.add(self, s)
+                return
             self.sim.hub.add(self, s)
             self.sim.on_subscribe(self, s)
 
     def _remove(self, s: str) -> None:
         if s in self.streams:
             self.streams.remove(s)
+            if self.route is not None:
+                self.sim.futures_hub.remove(self, s)
+                return
             self.sim.hub.remove(self, s)
+
+    def known(self, stream: str) -> bool:
+        return self.sim.futures_hub.known(stream) if self.route is not None else self.sim.hub.symbol_known(stream)
 
     def send_event(self, stream: str, raw: bytes) -> None:
         if self.closed:
@@ -129,7 +140,7 @@ class SimConnection:
             if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
                 self.send_control({"code": 1, "msg": "Invalid value type: expected array of strings", "id": rid})
                 return
-            bad = [p for p in params if not self.sim.hub.symbol_known(p)]
+            bad = [p for p in params if not self.known(p)]
             if bad:
                 self.send_control({"code": 2, "msg": f"Invalid request: invalid stream name {bad[0]}", "id": rid})
                 return
@@ -165,12 +176,25 @@ class SimConnection:
     def release(self) -> None:
         self.closed = True
         for s in list(self.streams):
-            self.sim.hub.remove(self, s)
+            if self.route is not None:
+                self.sim.futures_hub.remove(self, s)
+            else:
+                self.sim.hub.remove(self, s)
+
+
+def split_route(path: str) -> tuple[str | None, str]:
+    """(public / market / None, the rest of the path): the USD-M futures routed paths."""
+    for route in ("public", "market"):
+        if path.startswith(f"/{route}/"):
+            return route, path[len(route) + 1:]
+    return None, path
 
 
 def parse_path(path: str) -> tuple[bool, list[str], dict[str, list[str]]] | None:
     parts = urlsplit(path)
     q = parse_qs(parts.query)
+    _route, rest = split_route(parts.path)
+    parts = parts._replace(path=rest)
     if parts.path in ("/ws", "/ws/"):
         return False, [], q
     if parts.path.startswith("/ws/"):
@@ -200,7 +224,9 @@ def make_process_request(sim: BinanceSim):
         if parsed is None:
             return _http(404, {"code": -1, "msg": "Not found"})
         _, streams, _q = parsed
-        bad = [s for s in streams if not sim.hub.symbol_known(s)]
+        route = split_route(urlsplit(request.path).path)[0]
+        known = sim.futures_hub.known if route else sim.hub.symbol_known
+        bad = [s for s in streams if not known(s)]
         if bad:
             return _http(400, {"code": -1121, "msg": f"Invalid stream name: {bad[0]}"})
         if len(streams) > sim.config.max_streams:
@@ -226,7 +252,8 @@ async def handler(sim: BinanceSim, ws: ServerConnection) -> None:
     parsed = parse_path(ws.request.path if ws.request else "/ws")
     assert parsed is not None
     combined, streams, q = parsed
-    conn = SimConnection(sim, ws, combined, streams)
+    conn = SimConnection(sim, ws, combined, streams, route=split_route(urlsplit(ws.request.path).path)[0]
+                         if ws.request else None)
     conn.micro = q.get("timeUnit", [""])[0].upper() == "MICROSECOND"
     sim.connections.add(conn)
     sim.stats["connections_opened"] += 1

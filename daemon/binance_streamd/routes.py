@@ -1,0 +1,147 @@
+"""Connection pools by venue and path: spot streams on ``ws_base_url``, USD-M futures streams on
+``futures_ws_base_url`` + ``/public`` (book data) or ``/market`` (everything else), since Binance split the
+futures WebSocket base in 2026. Futures streams are named ``um:<Binance name>`` in the feed; their pools
+speak Binance's names and :class:`Routes` translates both ways, so the rest of the daemon sees one pool.
+
+Wrong-path detection: Binance acknowledges a futures stream subscribed on the wrong path and then sends
+nothing. :meth:`Routes.check_silent` (run by the reconcile loop) finds a futures stream that has been
+acknowledged for ``silence_s`` without a message; it is reported in the stream's status (reason) and moved
+to the other path once. A stream silent on both paths stays, marked ``silent`` in its reason (a quiet
+contract, e.g. ``forceOrder``), and becomes live as soon as data arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from binance_common.streams import FUTURES_PREFIX, parse_stream
+from binance_common.timeutil import now_ms
+
+from .connection import WsConnection
+from .pool import Pool
+
+log = logging.getLogger(__name__)
+SILENCE_S = 30.0
+QUIET_KINDS = ("forceOrder",)
+"""Streams that carry nothing on a calm market: never moved for silence."""
+
+MakePool = Callable[[str, Callable[[str], str], int], Pool]
+"""(url, name mapping from Binance's name to the feed's, streams per connection) -> Pool."""
+
+
+class Routes:
+    def __init__(self, spot_url: str, futures_url: str, make_pool: MakePool, *, spot_max: int, futures_max: int,
+                 silence_s: float = SILENCE_S) -> None:
+        self._make = make_pool
+        self.silence_s = silence_s
+        self.pools: dict[str, Pool] = {"spot": make_pool(spot_url, _same, spot_max)}
+        self._urls = {"public": f"{futures_url}/public", "market": f"{futures_url}/market"}
+        self._futures_max = futures_max
+        self.route: dict[str, str] = {}  # futures stream -> public | market (as placed now)
+        self.moved: set[str] = set()
+        self.acked_at: dict[str, int] = {}  # futures stream -> when it was acknowledged (ms)
+
+    # --- placement -----------------------------------------------------------------------------------
+    def _pool(self, name: str) -> tuple[Pool, str]:
+        if not name.startswith(FUTURES_PREFIX):
+            return self.pools["spot"], name
+        route = self.route.get(name)
+        if route is None:
+            route = self.route[name] = parse_stream(name).route or "market"
+        pool = self.pools.get(route)
+        if pool is None:
+            pool = self.pools[route] = self._make(self._urls[route], _prefixed, self._futures_max)
+        return pool, name[len(FUTURES_PREFIX):]
+
+    def add(self, streams: list[str]) -> None:
+        for name in streams:
+            pool, raw = self._pool(name)
+            pool.add([raw])
+
+    def remove(self, streams: list[str]) -> None:
+        for name in streams:
+            pool, raw = self._pool(name)
+            pool.remove([raw])
+            self.acked_at.pop(name, None)
+            if name.startswith(FUTURES_PREFIX):
+                self.route.pop(name, None)
+                self.moved.discard(name)
+
+    def slot_of(self, name: str) -> Any:
+        pool, raw = self._pool(name)
+        return pool.slot_of(raw)
+
+    @property
+    def spot(self) -> Pool:
+        return self.pools["spot"]
+
+    @property
+    def prober(self) -> Any:
+        """The spot pool's probe connection (refused names are sorted out there)."""
+        return self.spot.prober
+
+    @property
+    def slots(self) -> list[Any]:
+        return [s for p in self.pools.values() for s in p.slots]
+
+    @property
+    def connects(self) -> int:
+        return sum(p.connects for p in self.pools.values())
+
+    def connections(self) -> list[WsConnection]:
+        return [c for p in self.pools.values() for c in p.connections()]
+
+    def request_rotation(self, conn: WsConnection | None = None) -> None:
+        for p in self.pools.values():
+            p.request_rotation(conn)
+
+    async def close(self) -> None:
+        for p in self.pools.values():
+            await p.close()
+
+    # --- wrong-path detection ------------------------------------------------------------------------
+    def acknowledged(self, name: str) -> None:
+        if name.startswith(FUTURES_PREFIX):
+            self.acked_at[name] = now_ms()
+
+    def check_silent(self, states: dict[str, Any]) -> list[str]:
+        """Futures streams acknowledged ``silence_s`` ago that sent nothing since: moved to the other path
+        (once) with the reason in their status. Returns the names moved."""
+        moved = []
+        now = now_ms()
+        for name, at in list(self.acked_at.items()):
+            st = states.get(name)
+            if st is not None and (st.last_recv or 0) >= at:
+                del self.acked_at[name]  # data arrived: the path is right
+                continue
+            if st is None or now - at < self.silence_s * 1000:
+                continue
+            del self.acked_at[name]
+            route = self.route.get(name, "market")
+            if name in self.moved or any(name.endswith("@" + k) for k in QUIET_KINDS):
+                st.reason = (f"silent: no data {self.silence_s:g} s after the acknowledgement on /{route} nor on the "
+                             "other path (a quiet contract, or a stream Binance does not serve)")
+                continue
+            other = "public" if route == "market" else "market"
+            log.warning("%s: acknowledged on /%s but silent for %.0f s (the wrong path?); moving it to /%s",
+                        name, route, self.silence_s, other)
+            pool, raw = self._pool(name)
+            pool.remove([raw])
+            self.route[name] = other
+            self.moved.add(name)
+            st.reason = (f"moved to /{other}: acknowledged on /{route} but no data within {self.silence_s:g} s (Binance "
+                         "serves futures streams by path and is silent on the wrong one)")
+            pool, raw = self._pool(name)
+            pool.add([raw])
+            moved.append(name)
+        return moved
+
+
+def _same(name: str) -> str:
+    return name
+
+
+def _prefixed(name: str) -> str:
+    return FUTURES_PREFIX + name
