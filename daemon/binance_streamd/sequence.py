@@ -78,7 +78,7 @@ class StreamSequencer:
     ``None`` means the next payload is accepted as the start of the sequence.
     """
 
-    __slots__ = ("_field", "_recent", "check", "kind", "last_id", "stream")
+    __slots__ = ("_field", "_futures", "_recent", "check", "kind", "last_id", "stream")
 
     def __init__(self, stream: str, *, last_id: int | None = None) -> None:
         spec = parse_stream(stream)
@@ -88,14 +88,13 @@ class StreamSequencer:
         #: for event-time streams; ``None`` before the first payload.
         self.last_id: int | None = last_id
         self._recent: deque[tuple[int, Any]] = deque(maxlen=_RECENT)
+        self._futures = spec.venue == "um"  # futures depth: continuity is pu == previous u
         #: classify ``payload`` (the decoded ``data`` of a frame) and advance the position; raises
         #: ``KeyError``/``TypeError`` when a sequenced payload lacks its id field. Bound once per stream, so
         #: the hot path makes one call and no mode dispatch.
         self.check: Callable[[Any], SeqVerdict]
         if spec.kind in TRADE_ID_FIELD:
             self.check, self._field = self._contiguous, TRADE_ID_FIELD[spec.kind]
-        elif spec.kind is StreamKind.DEPTH and spec.venue == "um":
-            self.check, self._field = self._futures_depth, "u"
         elif spec.kind is StreamKind.PARTIAL_DEPTH and spec.venue == "um":
             self.check, self._field = self._increasing, "u"
         elif spec.kind is StreamKind.DEPTH:
@@ -131,21 +130,8 @@ class StreamSequencer:
         if final <= last:
             return DUPLICATE
         self.last_id = final
-        if first > last + 1:
-            return SeqVerdict("gap", last + 1, first - 1)
-        return NEW
-
-    def _futures_depth(self, payload: Any) -> SeqVerdict:
-        final: int = payload["u"]
-        last = self.last_id
-        if last is None:
-            self.last_id = final
-            return NEW
-        if final <= last:
-            return DUPLICATE
-        self.last_id = final
-        if payload["pu"] != last:
-            return SeqVerdict("gap", last + 1, max(last + 1, int(payload["U"]) - 1))
+        if (payload["pu"] != last) if self._futures else (first > last + 1):
+            return SeqVerdict("gap", last + 1, max(last + 1, first - 1))
         return NEW
 
     def _increasing(self, payload: Any) -> SeqVerdict:

@@ -29,6 +29,10 @@ Read-only account tools for the configured API key: get_account, get_balances (s
 get_open_orders, get_order, get_orders, get_my_trades, get_trading_fees, get_order_rate_limits,
 get_prevented_matches, get_account_events (the user-data events the daemon keeps, with explicit gaps).
 None of them can place, change or cancel orders."""
+FUTURES_INSTRUCTIONS = """
+USD-M futures market data: get_futures_* tools, get_mark_price (mark, index, funding), get_funding_rate_history,
+get_open_interest(_history), get_long_short_ratio, get_taker_buy_sell_volume. Futures streams are named
+um:<stream>, e.g. um:btcusdt@markPrice@1s, um:btcusdt@aggTrade, um:btcusdt@depth@100ms."""
 
 
 def build_server(rt: Runtime, *, subscriptions: Any = None, token_verifier: Any = None, auth: Any = None) -> MCPServer:
@@ -42,7 +46,8 @@ def build_server(rt: Runtime, *, subscriptions: Any = None, token_verifier: Any 
     mcp: MCPServer = MCPServer(
         "binance-mcp",
         title="Binance market data",
-        instructions=INSTRUCTIONS + (ACCOUNT_INSTRUCTIONS if rt.settings.has_credentials else ""),
+        instructions=INSTRUCTIONS + (ACCOUNT_INSTRUCTIONS if rt.settings.has_credentials else "")
+        + (FUTURES_INSTRUCTIONS if "futures" in rt.settings.toolsets else ""),
         version=__version__,
         subscriptions=bus,
         log_level="WARNING",  # only applies when nothing configured logging (the CLI does, to stderr)

@@ -18,7 +18,7 @@ from binance_common.weights import futures_request_weight
 
 from .market import Market, fmt
 from .names import INTERVALS
-from .rest import ApiError
+from .rest import ApiError, RestApi
 
 if TYPE_CHECKING:
     from .server import BinanceSim
@@ -79,19 +79,7 @@ class FuturesRest:
             raise ApiError(-1121, "Invalid symbol.")
         return m
 
-    @staticmethod
-    def num(q: dict[str, str], name: str, default: int | None = None, lo: int = 0, hi: int = 2**63) -> int | None:
-        v = q.get(name)
-        if v is None or v == "":
-            return default
-        try:
-            n = int(v)
-        except ValueError:
-            raise ApiError(-1100, f"Illegal characters found in parameter '{name}'; legal range is "
-                           "'^[0-9]{1,20}$'.") from None
-        if not lo <= n <= hi:
-            raise ApiError(-1130 if name == "limit" else -1100, f"Invalid data sent for a parameter: {name}.")
-        return n
+    num = staticmethod(RestApi.int_param)
 
     def period(self, q: dict[str, str]) -> int:
         p = q.get("period")
