@@ -4,10 +4,10 @@ futures WebSocket base in 2026. Futures streams are named ``um:<Binance name>`` 
 speak Binance's names and :class:`Routes` translates both ways, so the rest of the daemon sees one pool.
 
 Wrong-path detection: Binance acknowledges a futures stream subscribed on the wrong path and then sends
-nothing. :meth:`Routes.check_silent` (run by the reconcile loop) finds a futures stream that has been
-acknowledged for ``silence_s`` without a message; it is reported in the stream's status (reason) and moved
-to the other path once. A stream silent on both paths stays, marked ``silent`` in its reason (a quiet
-contract, e.g. ``forceOrder``), and becomes live as soon as data arrives.
+nothing. :meth:`Routes.check_silent` (run by the reconcile loop) finds a futures stream acknowledged
+``silence_s`` ago without a message. A timer-driven stream (markPrice, kline, tickers: never quiet) is
+reported in its status and moved to the other path, and back if silent there too; an event-driven one
+(trades, book data, forceOrder: quiet on a calm contract) is reported, not moved.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from binance_common.streams import FUTURES_PREFIX, parse_stream
+from binance_common.streams import FUTURES_PREFIX, StreamKind, parse_stream
 from binance_common.timeutil import now_ms
 
 from .connection import WsConnection
@@ -24,8 +24,8 @@ from .pool import Pool
 
 log = logging.getLogger(__name__)
 SILENCE_S = 30.0
-QUIET_KINDS = ("forceOrder",)
-"""Streams that carry nothing on a calm market: never moved for silence."""
+TIMER_KINDS = frozenset({StreamKind.MARK_PRICE, StreamKind.KLINE, StreamKind.MINI_TICKER, StreamKind.TICKER})
+"""Futures streams Binance pushes on a timer, data or not: their silence can only be the path."""
 
 MakePool = Callable[[str, Callable[[str], str], int], Pool]
 """(url, name mapping from Binance's name to the feed's, streams per connection) -> Pool."""
@@ -107,8 +107,10 @@ class Routes:
             self.acked_at[name] = now_ms()
 
     def check_silent(self, states: dict[str, Any]) -> list[str]:
-        """Futures streams acknowledged ``silence_s`` ago that sent nothing since: moved to the other path
-        (once) with the reason in their status. Returns the names moved."""
+        """Futures streams acknowledged ``silence_s`` ago that sent nothing since. Streams Binance pushes on a
+        timer (markPrice, kline, miniTicker, ticker) are never quiet: moved to the other path once, and back to
+        the documented one if silent there too. Event-driven streams (trades, book data) may be quiet on a calm
+        contract: reported in their status, not moved. Returns the names moved."""
         moved = []
         now = now_ms()
         for name, at in list(self.acked_at.items()):
@@ -119,24 +121,34 @@ class Routes:
             if st is None or now - at < self.silence_s * 1000:
                 continue
             del self.acked_at[name]
-            route = self.route.get(name, "market")
-            if name in self.moved or any(name.endswith("@" + k) for k in QUIET_KINDS):
-                st.reason = (f"silent: no data {self.silence_s:g} s after the acknowledgement on /{route} nor on the "
-                             "other path (a quiet contract, or a stream Binance does not serve)")
+            spec = parse_stream(name)
+            route, home = self.route.get(name, "market"), spec.route or "market"
+            if spec.kind not in TIMER_KINDS:
+                st.reason = (f"no data {self.silence_s:g} s after the acknowledgement on /{route}: a quiet contract, "
+                             "or the wrong path (Binance acknowledges there and stays silent)")
+                continue
+            if name in self.moved:  # silent on both paths: back to the documented one, and say so
+                self.moved.discard(name)
+                self._move(name, home)
+                st.reason = (f"silent on /public and /market {self.silence_s:g} s after each acknowledgement; kept on "
+                             f"/{home}")
                 continue
             other = "public" if route == "market" else "market"
             log.warning("%s: acknowledged on /%s but silent for %.0f s (the wrong path?); moving it to /%s",
                         name, route, self.silence_s, other)
-            pool, raw = self._pool(name)
-            pool.remove([raw])
-            self.route[name] = other
+            self._move(name, other)
             self.moved.add(name)
             st.reason = (f"moved to /{other}: acknowledged on /{route} but no data within {self.silence_s:g} s (Binance "
                          "serves futures streams by path and is silent on the wrong one)")
-            pool, raw = self._pool(name)
-            pool.add([raw])
             moved.append(name)
         return moved
+
+    def _move(self, name: str, route: str) -> None:
+        pool, raw = self._pool(name)
+        pool.remove([raw])
+        self.route[name] = route
+        pool, raw = self._pool(name)
+        pool.add([raw])
 
 
 def _same(name: str) -> str:
