@@ -93,13 +93,13 @@ class Ticker24h(_Event):
     price_change: Decimal = Field(alias="p")
     price_change_percent: Decimal = Field(alias="P")
     weighted_avg_price: Decimal = Field(alias="w")
-    prev_close: Decimal = Field(alias="x")
+    prev_close: Decimal | None = Field(None, alias="x")  # absent on USD-M futures
     last_price: Decimal = Field(alias="c")
     last_quantity: Decimal = Field(alias="Q")
-    bid_price: Decimal = Field(alias="b")
-    bid_quantity: Decimal = Field(alias="B")
-    ask_price: Decimal = Field(alias="a")
-    ask_quantity: Decimal = Field(alias="A")
+    bid_price: Decimal | None = Field(None, alias="b")  # absent on USD-M futures
+    bid_quantity: Decimal | None = Field(None, alias="B")  # absent on USD-M futures
+    ask_price: Decimal | None = Field(None, alias="a")  # absent on USD-M futures
+    ask_quantity: Decimal | None = Field(None, alias="A")  # absent on USD-M futures
     open: Decimal = Field(alias="o")
     high: Decimal = Field(alias="h")
     low: Decimal = Field(alias="l")
@@ -135,10 +135,10 @@ class RollingTicker(_Event):
 class BookTicker(_Event):
     update_id: int = Field(alias="u")
     symbol: str = Field(alias="s")
-    bid_price: Decimal = Field(alias="b")
-    bid_quantity: Decimal = Field(alias="B")
-    ask_price: Decimal = Field(alias="a")
-    ask_quantity: Decimal = Field(alias="A")
+    bid_price: Decimal | None = Field(None, alias="b")  # absent on USD-M futures
+    bid_quantity: Decimal | None = Field(None, alias="B")  # absent on USD-M futures
+    ask_price: Decimal | None = Field(None, alias="a")  # absent on USD-M futures
+    ask_quantity: Decimal | None = Field(None, alias="A")  # absent on USD-M futures
 
 
 class AvgPrice(_Event):
@@ -166,6 +166,19 @@ class DepthUpdate(_Event):
     asks: list[PriceLevel] = Field(alias="a")
 
 
+class MarkPriceUpdate(_Event):
+    """USD-M futures ``<s>@markPrice``: ``T`` is the next funding time."""
+
+    event_type: Literal["markPriceUpdate"] = Field("markPriceUpdate", alias="e")
+    event_time: int = Field(alias="E")
+    symbol: str = Field(alias="s")
+    mark_price: Decimal = Field(alias="p")
+    index_price: Decimal | None = Field(None, alias="i")
+    estimated_settle_price: Decimal | None = Field(None, alias="P")
+    funding_rate: Decimal | None = Field(None, alias="r")
+    next_funding_time: int | None = Field(None, alias="T")
+
+
 _SINGLE: dict[StreamKind, type[_Event]] = {
     StreamKind.TRADE: Trade,
     StreamKind.AGG_TRADE: AggTrade,
@@ -177,6 +190,7 @@ _SINGLE: dict[StreamKind, type[_Event]] = {
     StreamKind.AVG_PRICE: AvgPrice,
     StreamKind.PARTIAL_DEPTH: PartialDepth,
     StreamKind.DEPTH: DepthUpdate,
+    StreamKind.MARK_PRICE: MarkPriceUpdate,
 }
 _ARRAY: dict[StreamKind, type[_Event]] = {
     StreamKind.ALL_MINI_TICKERS: MiniTicker,
@@ -197,6 +211,8 @@ def parse_payload(stream: str, payload: bytes | str | dict[str, Any] | list[Any]
     if spec.kind in _ARRAY:
         model = _ARRAY[spec.kind]
         return [model.model_validate(x) for x in data]
+    if spec.venue == "um" and spec.kind is StreamKind.PARTIAL_DEPTH:
+        return DepthUpdate.model_validate(data)  # futures partial books are depthUpdate events
     return _SINGLE[spec.kind].model_validate(data)
 
 

@@ -128,6 +128,12 @@ async def test_a_futures_book_rebuilds_exactly_after_pu_gaps(sim, redis_server, 
         bids, asks = sim.book("BTCUSDT", 20)
         await wait_until(lambda: _book_equals(redis_client, keys, bids, asks), what="book equal to Binance's",
                          timeout=15)
+        async with replica(settings(sim, redis_server.url, keys, toolsets="streams,futures")) as rt, \
+                client_for(rt) as c:
+            view = await call(c, "get_live_order_book", {"symbol": "BTCUSDT", "venue": "um", "levels": 5})
+            assert [[lv["price"], lv["quantity"]] for lv in view["bids"]] == bids[:5]
+            fut = await call(c, "get_futures_order_book", {"symbol": "BTCUSDT", "limit": 10})
+            assert fut["source"] == "ws" and fut["stream"] == "book:UM:BTCUSDT"
     finally:
         await d.stop()
 

@@ -23,6 +23,8 @@ INTENDED_ADDITIONS: set[tuple[str, str, str]] = {
     # The compact (columnar) form of trades and stream history: compact=true, then columns + rows.
     *((t, "input", "compact") for t in SERIES),
     *((t, "output", f) for t in SERIES for f in ("columns", "rows")),
+    # The USD-M futures book kept by the daemon (um:<symbol>@depth@100ms).
+    ("get_live_order_book", "input", "venue"),
 }
 
 

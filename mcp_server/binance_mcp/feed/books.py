@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from binance_common.feedstore import BookState, decode_book
-from binance_common.streams import build_stream, normalize_symbol
+from binance_common.streams import FUTURES_PREFIX, build_stream, normalize_symbol
 from binance_common.timeutil import now_ms
 
 from ..answers.book import OrderBookView, book_view
@@ -15,13 +15,15 @@ from .base import FeedBase, FeedError, text
 
 
 class BookReads(FeedBase):
-    async def book(self, symbol: str, *, levels: int, band_pct: Decimal) -> OrderBookView:
+    async def book(self, symbol: str, *, levels: int, band_pct: Decimal, futures: bool = False) -> OrderBookView:
+        """``futures``: the USD-M book (``book:UM:<SYMBOL>``, kept from ``um:<s>@depth@100ms``)."""
         sym = normalize_symbol(symbol)
-        lower = sym.lower()
+        pre = FUTURES_PREFIX if futures else ""
+        lower = pre + sym.lower()
         pipe = self.r.pipeline(transaction=False)
-        pipe.get(self.keys.book(sym))
-        pipe.hget(self.keys.status(build_stream("depth", sym, speed_ms=100)), "state")
-        pipe.hget(self.keys.status(build_stream("depth", sym)), "state")
+        pipe.get(self.keys.book(pre.upper() + sym))
+        pipe.hget(self.keys.status(pre + build_stream("depth", sym, speed_ms=100)), "state")
+        pipe.hget(self.keys.status(pre + build_stream("depth", sym) if not futures else lower + "@depth"), "state")
         blob, st100, st1000 = await pipe.execute()
         state = text(st100) or text(st1000)
         value = decode_book(blob)

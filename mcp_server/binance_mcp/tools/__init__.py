@@ -24,7 +24,7 @@ module             tools
 =================  ==========================================================================================
 
 Toolsets (``BINANCE_MCP_TOOLSETS``, :data:`TOOLSETS`) group them for clients that show few tools: ``spot``
-(general, symbols, books, trades, klines, prices, tickers), ``streams``, ``account`` (the signed reads of the
+(general, symbols, the REST book, trades, klines, prices, tickers), ``streams`` (with the live book), ``account`` (the signed reads of the
 account, orders and fills), ``trading`` (order-count limits, prevented matches), ``futures``. The signed
 toolsets are registered only when an API key is configured.
 
@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 TOOLSETS: dict[str, tuple[ToolSpec, ...]] = {
     "spot": (*general.TOOLS, *symbols.TOOLS, *books.TOOLS, *trades.TOOLS, *klines.TOOLS, *prices.TOOLS,
              *tickers.TOOLS),
-    "streams": streams.TOOLS,
+    "streams": (*streams.TOOLS, *books.FEED),
     "account": (*account.TOOLS, *orders.TOOLS),
     "trading": (*account.TRADING, *orders.TRADING),
     "futures": (*futures.TOOLS, *futures_stats.TOOLS),

@@ -4,7 +4,7 @@ daemon's local order book (``get_live_order_book``)."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from mcp.types import CallToolResult
 from pydantic import Field
@@ -70,13 +70,14 @@ async def get_live_order_book(
     band_pct: float = Field(
         1.0, gt=0, le=50, description="Depth is summed within this percentage of the mid price."
     ),
+    venue: Literal["spot", "um"] = Field("spot", description=(
+        "spot, or um for the USD-M futures book (kept from um:<symbol>@depth@100ms).")),
 ) -> Annotated[CallToolResult, OrderBookView]:
     """Top levels of the locally maintained order book, spread, and depth within a price band, from the
     feed (no REST weight). Needs the symbol's book kept by the daemon."""
-    return respond(await tc.feed.book(symbol, levels=levels, band_pct=Decimal(str(band_pct))))
+    return respond(await tc.feed.book(symbol, levels=levels, band_pct=Decimal(str(band_pct)), futures=venue == "um"))
 
 
-TOOLS = (
-    ToolSpec(get_order_book, "Order book (depth)", READ_ONLY),
-    ToolSpec(get_live_order_book, "Live order book", READ_ONLY_LOCAL),
-)
+TOOLS = (ToolSpec(get_order_book, "Order book (depth)", READ_ONLY),)
+FEED = (ToolSpec(get_live_order_book, "Live order book", READ_ONLY_LOCAL),)
+"""The daemon's local books: the ``streams`` toolset."""

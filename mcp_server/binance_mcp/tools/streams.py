@@ -158,7 +158,9 @@ async def subscribe_streams(
     streams: list[StreamName] = Field(
         default_factory=list,
         max_length=MAX_STREAMS_PER_CALL,
-        description="Binance stream names, e.g. ['btcusdt@trade', 'ethusdt@kline_1m', 'btcusdt@depth10@100ms'].",
+        description="Binance stream names, e.g. ['btcusdt@trade', 'ethusdt@kline_1m', 'btcusdt@depth10@100ms']; "
+        "USD-M futures streams take the prefix um:, e.g. 'um:btcusdt@markPrice@1s', 'um:btcusdt@aggTrade', "
+        "'um:btcusdt@depth@100ms' (which also keeps the futures book).",
     ),
     kind: StreamKindName | None = Field(
         None,
@@ -282,7 +284,8 @@ async def list_stream_subscriptions(
 
 async def get_stream_latest(
     tc: ToolContext,
-    stream: StreamName = Field(description="Stream name, e.g. btcusdt@trade or btcusdt@kline_1m."),
+    stream: StreamName = Field(description="Stream name, e.g. btcusdt@trade, btcusdt@kline_1m, or a USD-M futures "
+                               "stream such as um:btcusdt@markPrice@1s."),
     raw: bool = Field(False, description="Return Binance's raw JSON instead of readable field names."),
 ) -> Annotated[CallToolResult, StreamLatest]:
     """The latest message of a live stream from the shared feed, with its freshness (as-of time, age,
