@@ -40,10 +40,19 @@ class FuturesLocalBook(LocalBook):
         super().apply_snapshot(last_update_id, bids, asks)
         self._first = True
 
+    def apply_diff(self, payload: dict[str, Any]) -> bool:
+        if not self._first and payload["u"] <= self.last_update_id:
+            return False  # a duplicate (two connections overlapping)
+        return super().apply_diff(payload)
+
     def check_continuity(self, payload: dict[str, Any]) -> None:
         book_id = self.last_update_id
         if self._first:
-            if not payload["U"] <= book_id <= payload["u"]:
+            # the docs: U <= lastUpdateId <= u. An event whose pu is at or before the snapshot continues it too
+            # (the next event after a snapshot taken with nothing buffered: pu == lastUpdateId < U, as U jumps)
+            pu = payload.get("pu")
+            start = payload["U"] if not isinstance(pu, int) else min(payload["U"], pu)
+            if not start <= book_id <= payload["u"]:
                 raise BookGap(self.symbol, book_id, int(payload["U"]))
         elif payload.get("pu") != book_id:
             raise BookGap(self.symbol, book_id, int(payload.get("pu") or -1))

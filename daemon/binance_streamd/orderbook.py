@@ -231,6 +231,10 @@ class BookSync:
             return self._restart(payload, recv_ms)
         try:
             self.book.apply_diff(payload)
+        except BookGap:  # (futures) the first diff after a snapshot that does not straddle it
+            self.gaps += 1
+            self.resyncs += 1
+            return self._restart(payload, recv_ms)
         except ValueError:
             self.resyncs += 1
             return self._restart(None, None)

@@ -41,6 +41,9 @@ class Routes:
         self._futures_max = futures_max
         self.route: dict[str, str] = {}  # futures stream -> public | market (as placed now)
         self.moved: set[str] = set()
+        self.settled: set[str] = set()  # tried both paths: never moved again, only reported
+        self.reported: dict[str, int] = {}  # stream -> the acknowledgement (count) whose silence was acted on
+        self.acks: dict[str, int] = {}
         self.acked_at: dict[str, int] = {}  # futures stream -> when it was acknowledged (ms)
 
     # --- placement -----------------------------------------------------------------------------------
@@ -68,6 +71,9 @@ class Routes:
             if name.startswith(FUTURES_PREFIX):
                 self.route.pop(name, None)
                 self.moved.discard(name)
+                self.settled.discard(name)
+                self.reported.pop(name, None)
+                self.acks.pop(name, None)
 
     def slot_of(self, name: str) -> Any:
         pool, raw = self._pool(name)
@@ -105,30 +111,38 @@ class Routes:
     def acknowledged(self, name: str) -> None:
         if name.startswith(FUTURES_PREFIX):
             self.acked_at[name] = now_ms()
+            self.acks[name] = self.acks.get(name, 0) + 1
 
     def check_silent(self, states: dict[str, Any]) -> list[str]:
         """Futures streams acknowledged ``silence_s`` ago that sent nothing since. Streams Binance pushes on a
         timer (markPrice, kline, miniTicker, ticker) are never quiet: moved to the other path once, and back to
-        the documented one if silent there too. Event-driven streams (trades, book data) may be quiet on a calm
-        contract: reported in their status, not moved. Returns the names moved."""
+        the documented one for good if silent there too. Event-driven streams (trades, book data) may be quiet
+        on a calm contract: reported in their status, not moved. A reason set here goes once data arrives.
+        Returns the names moved."""
         moved = []
         now = now_ms()
         for name, at in list(self.acked_at.items()):
             st = states.get(name)
-            if st is not None and (st.last_recv or 0) >= at:
-                del self.acked_at[name]  # data arrived: the path is right
+            if st is None:
                 continue
-            if st is None or now - at < self.silence_s * 1000:
+            if (st.last_recv or 0) >= at:  # data since the acknowledgement: the path is right
+                del self.acked_at[name]
+                if self.reported.pop(name, None) is not None:
+                    st.reason = ""
                 continue
-            del self.acked_at[name]
+            if now - at < self.silence_s * 1000 or self.reported.get(name) == self.acks.get(name):
+                continue
+            self.reported[name] = self.acks.get(name, 0)  # one action per acknowledgement
             spec = parse_stream(name)
             route, home = self.route.get(name, "market"), spec.route or "market"
-            if spec.kind not in TIMER_KINDS:
-                st.reason = (f"no data {self.silence_s:g} s after the acknowledgement on /{route}: a quiet contract, "
-                             "or the wrong path (Binance acknowledges there and stays silent)")
+            if spec.kind not in TIMER_KINDS or name in self.settled:
+                if not st.reason.startswith("silent on"):
+                    st.reason = (f"no data {self.silence_s:g} s after the acknowledgement on /{route}: a quiet "
+                                 "contract, or the wrong path (Binance acknowledges there and stays silent)")
                 continue
-            if name in self.moved:  # silent on both paths: back to the documented one, and say so
+            if name in self.moved:  # silent on both paths: back to the documented one, for good
                 self.moved.discard(name)
+                self.settled.add(name)
                 self._move(name, home)
                 st.reason = (f"silent on /public and /market {self.silence_s:g} s after each acknowledgement; kept on "
                              f"/{home}")

@@ -98,7 +98,8 @@ def _show_config(settings: Settings) -> None:
     from . import tools
 
     shown = settings.redacted()
-    shown["tools"] = [spec.name for spec in tools.selected(settings)]
+    shown["tools"] = [spec.name for spec in tools.selected(settings)] + (
+        ["enable_toolsets"] if settings.dynamic_toolsets else [])
     shown["tool_count"] = len(shown["tools"])
     typer.echo(json.dumps(shown, indent=2, default=str))
 

@@ -199,6 +199,8 @@ class Settings(BaseSettings):
     @classmethod
     def _known_toolsets(cls, v: list[str]) -> list[str]:
         names = [x.strip().lower() for x in v]
+        if not names:
+            raise ValueError(f"no toolset named: use any of {', '.join(TOOLSET_NAMES)}, or all")
         if "all" in names:
             return list(TOOLSET_NAMES)
         bad = [x for x in names if x not in TOOLSET_NAMES]
@@ -292,7 +294,18 @@ class Settings(BaseSettings):
         for k in SECRET_FIELDS:
             out[k] = "***" if out.get(k) else None
         for k in ("redis_url", "proxy", "ws_proxy", "oauth_jwks_url"):
-            if out.get(k) and "@" in out[k]:
-                scheme, rest = out[k].split("://", 1)
-                out[k] = f"{scheme}://***@{rest.split('@', 1)[1]}"
+            out[k] = _mask_url(out.get(k))
         return out
+
+
+def _mask_url(url: str | None) -> str | None:
+    """A URL without its credentials: user:password before the last ``@`` and any ``password=`` in the query."""
+    if not url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    host_part, sep, query = rest.partition("?")
+    if "@" in host_part:
+        host_part = "***@" + host_part.rpartition("@")[2]
+    if sep:
+        query = "&".join("password=***" if q.lower().startswith("password=") else q for q in query.split("&"))
+    return f"{scheme}://{host_part}{sep}{query}"

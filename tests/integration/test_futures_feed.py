@@ -74,6 +74,13 @@ async def test_futures_streams_go_to_their_paths_and_keep_their_own_keys(sim, re
             m = await call(c, "get_mark_price", {"symbol": "BTCUSDT", "source": "stream"})
             assert m["source"] == "ws" and m["stream"] == "um:btcusdt@markPrice@1s"
             assert len(sim.futures_rest.requests) == before
+        # an agent subscribes a futures stream through the front end: leased, carried, read back decoded
+        async with replica(settings(sim, redis_server.url, keys, toolsets="streams")) as rt, client_for(rt) as c:
+            sub = await call(c, "subscribe_streams", {"streams": ["um:ethusdt@markPrice@1s"], "wait_s": 15})
+            assert sub["live"] == 1 and sub["subscriptions"][0]["state"] == "live", sub
+            await wait_until(lambda: redis_client.exists(keys.latest("um:ethusdt@markPrice@1s")), what="data")
+            latest = await call(c, "get_stream_latest", {"stream": "um:ethusdt@markPrice@1s"})
+            assert latest["data"]["event_type"] == "markPriceUpdate" and latest["data"]["funding_rate"] == "0.00010000"
     finally:
         await d.stop()
 

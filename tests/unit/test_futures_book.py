@@ -100,3 +100,36 @@ def test_a_kept_book_is_proved_by_pu_after_a_lost_connection() -> None:
     sync.suspend()
     res = sync.on_diff(events[11])  # events 9 and 10 were missed while disconnected
     assert res.gap and sync.state == "syncing"
+
+
+def test_a_book_live_from_a_snapshot_alone_takes_the_next_event_by_pu() -> None:
+    """A quiet contract: the snapshot comes with nothing buffered; the next event's U jumps past the snapshot's
+    id but its pu is that id, so it continues the book (no false gap, no extra snapshot)."""
+    events, truths = stream(12, 11)
+    sync = FuturesBookSync("UM:BTCUSDT")
+    assert sync.request_snapshot().fetch_snapshot
+    snapshot(sync, events, truths, 3)  # the book as of event 3, nothing buffered
+    assert sync.state == "live"
+    jumped = dict(events[4], U=events[3]["u"] + 3)  # U jumps, pu == lastUpdateId
+    assert sync.on_diff(jumped).changed and not sync.on_diff(jumped).gap
+    assert book_of(sync) == truths[5] and sync.gaps == 0
+    sync.suspend()  # lost the connection before any other diff: the next one proves the book by pu
+    assert sync.on_diff(events[5]).changed and sync.state == "live" and sync.proofs == 1
+    # a book proved by a snapshot only, then a lost connection, then a diff that does not continue it: a gap,
+    # handled (never an exception escaping to the connection)
+    other = FuturesBookSync("UM:BTCUSDT")
+    other.request_snapshot()
+    snapshot(other, events, truths, 3)
+    other.suspend()
+    res = other.on_diff(events[7])
+    assert res.gap and other.state == "syncing"
+
+
+def test_a_snapshot_only_book_is_proved_after_a_reconnect_by_the_next_events_pu() -> None:
+    events, truths = stream(8, 5)
+    sync = FuturesBookSync("UM:BTCUSDT")
+    sync.request_snapshot()
+    snapshot(sync, events, truths, 2)
+    sync.suspend()
+    res = sync.on_diff(dict(events[3], U=events[2]["u"] + 5))  # pu == the snapshot's id, U jumps past it
+    assert res.changed and not res.gap and sync.state == "live" and book_of(sync) == truths[4]

@@ -64,6 +64,13 @@ def test_a_silent_timer_stream_moves_once_then_back_and_an_event_stream_is_only_
     r.acknowledged("um:ethusdt@markPrice@1s")  # silent on the other path as well: back home, reported
     assert r.check_silent(states) == []
     assert "ethusdt@markPrice@1s" in pools(r)["market"] and "kept on /market" in states["um:ethusdt@markPrice@1s"].reason
+    for _ in range(3):  # and it stays there: no more moves, whatever the acknowledgements
+        r.acknowledged("um:ethusdt@markPrice@1s")
+        assert r.check_silent(states) == [] and "ethusdt@markPrice@1s" in pools(r)["market"]
+    assert "kept on /market" in states["um:ethusdt@markPrice@1s"].reason
+    states["um:btcusdt@aggTrade"].last_recv = 10**13  # data at last: the report goes
+    r.check_silent(states)
+    assert states["um:btcusdt@aggTrade"].reason == ""
 
 
 def test_data_after_the_acknowledgement_clears_the_watch() -> None:

@@ -140,3 +140,13 @@ def test_signed_endpoint_weights():
     assert request_weight("/api/v3/myTrades", {"symbol": "X"}) == 20
     assert request_weight("/api/v3/rateLimit/order") == 40
     assert request_weight("/sapi/v1/asset/tradeFee") == 1
+
+
+def test_redacted_settings_hide_every_credential_in_urls():
+    s = Settings(redis_url="rediss://user:p@ss@redis.internal:6380/0?ssl_ca_certs=/ca.pem&password=pw2",
+                 proxy="http://u:s3cr3tpw@proxy:8080")
+    shown = repr(s.redacted())
+    assert "p@ss" not in shown and "ss@redis" not in shown and "pw2" not in shown and "s3cr3tpw" not in shown
+    assert "redis.internal:6380" in shown and "ssl_ca_certs=/ca.pem" in shown
+    with pytest.raises(ValueError, match="no toolset"):
+        Settings(toolsets="")

@@ -89,7 +89,7 @@ def register(mcp: MCPServer, tc: ToolContext, table: tuple[ToolSpec, ...] | None
     ``tc``; with ``dynamic_toolsets``, also ``enable_toolsets``."""
     if table is None:
         table = selected(tc.settings)
-        if tc.settings.dynamic_toolsets:
+        if tc.settings.dynamic_toolsets and tc.rt.transport != "http":  # per process: one client (stdio)
             from . import toolsets
 
             table = (*table, *toolsets.TOOLS)

@@ -147,7 +147,12 @@ class ToolContext:
     async def futures(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET a USD-M futures endpoint (fapi.binance.com, its own weight budget)."""
         assert self.rt.futures_rest is not None, "Runtime.start() was not awaited"
-        return await self.rt.futures_rest.get(path, params)
+        try:
+            return await self.rt.futures_rest.get(path, params)
+        except InvalidSymbolError as e:
+            raise InvalidSymbolError(f"{e}: not a USD-M futures contract; get_futures_exchange_info(query=...) lists "
+                                     "them (e.g. BTCUSDT, ETHUSDT, or BTCUSDT_260626 for a delivery contract)",
+                                     status=e.status, code=e.code) from e
 
     @property
     def signed(self) -> SignedRest:

@@ -4,6 +4,7 @@ the daemon carries the ``um:`` stream (mark price, order book), else REST on the
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Annotated, Any, Literal
 
@@ -96,7 +97,12 @@ async def get_futures_order_book(
             return book
         if limit > 20:
             return None
-        return await tc.feed.fresh_latest([f"um:{sym.lower()}@depth20@100ms"])
+        f = await tc.feed.fresh_latest([f"um:{sym.lower()}@depth20@100ms"])
+        if f is None or not isinstance(f.payload, dict):
+            return None
+        p = f.payload  # a futures partial book is a depthUpdate event (b, a, u)
+        return dataclasses.replace(f, payload={"lastUpdateId": p.get("u"), "bids": p.get("b") or [],
+                                               "asks": p.get("a") or []})
 
     f = await lookup(source, f"futures order book for {sym}", f"streams=['um:{sym.lower()}@depth@100ms']", from_feed)
     if f is not None:

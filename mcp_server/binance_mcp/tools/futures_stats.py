@@ -30,11 +30,12 @@ DAY_MS = 86_400_000
 def _window(start_time: Any, end_time: Any, *, days: int | None = None) -> tuple[int | None, int | None]:
     start, end = parse_time_ms(start_time, "start_time"), parse_time_ms(end_time, "end_time")
     check_time_range(start, end)
-    if days is not None and start is not None:
+    if days is not None:
         from binance_common.timeutil import now_ms
 
-        if start < now_ms() - days * DAY_MS:
-            raise ValueError(f"Binance keeps these statistics for the last {days} days only: start_time must be later")
+        for name, t in (("start_time", start), ("end_time", end)):
+            if t is not None and t < now_ms() - days * DAY_MS:
+                raise ValueError(f"Binance keeps these statistics for the last {days} days only: {name} must be later")
     return start, end
 
 

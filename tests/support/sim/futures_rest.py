@@ -14,8 +14,6 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from binance_common.weights import futures_request_weight
-
 from .market import Market, fmt
 from .names import INTERVALS
 from .rest import ApiError, RestApi
@@ -28,6 +26,23 @@ PERIODS = {"5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000, "2h
            "4h": 14_400_000, "6h": 21_600_000, "12h": 43_200_000, "1d": 86_400_000}
 FUNDING_MS = 8 * 3_600_000
 FUTURES_INTERVALS = {k: v for k, v in INTERVALS.items() if k != "1s"}
+
+
+KLINE_WEIGHT_PATHS = ("klines", "continuousKlines", "indexPriceKlines", "markPriceKlines", "premiumIndexKlines")
+
+
+def _weight(path: str, q: dict[str, str]) -> int:
+    """The simulator's own table (the USD-M docs), apart from the client's, so a wrong client weight shows."""
+    name = path.rsplit("/", 1)[-1]
+    one = bool(q.get("symbol"))
+    if name == "depth":
+        return {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}.get(int(q.get("limit") or 500), 20)
+    if name in KLINE_WEIGHT_PATHS:
+        n = int(q.get("limit") or 500)
+        return 1 if n < 100 else 2 if n < 500 else 5 if n <= 1000 else 10
+    table = {"trades": 5, "aggTrades": 20, "historicalTrades": 20, "24hr": 1 if one else 40,
+             "price": 1 if one else 2, "bookTicker": 2 if one else 5, "premiumIndex": 1 if one else 10}
+    return table.get(name, 1)
 
 
 def _ms() -> int:
@@ -52,7 +67,7 @@ class FuturesRest:
         self.sim.stats["futures_rest_requests"] += 1
         key = (ip, _ms() // 60_000)
         try:
-            w = futures_request_weight(path, q)
+            w = _weight(path, q)
         except (ValueError, TypeError):
             w = 1
         self.weight[key] += w

@@ -148,7 +148,9 @@ class FuturesHub:
         suffix = "" if speed == 250 else f"@{speed}ms"
         if acc and first is not None:
             b, a = m.levels_payload(acc)
-            payload = {"e": "depthUpdate", "E": t_ms, "T": t_ms, "s": m.symbol, "U": first, "u": m.update_id,
+            # U jumps past pu + 1 on Binance's futures streams: only pu proves continuity
+            jump = (m.update_id - first) // 2 if (m.update_id + speed) % 3 else 0
+            payload = {"e": "depthUpdate", "E": t_ms, "T": t_ms, "s": m.symbol, "U": first + jump, "u": m.update_id,
                        "pu": self.last_u[key], "b": b, "a": a}
             self.last_u[key] = m.update_id
             if speed == 100 and self.drop_depth.get(m.symbol):
