@@ -46,7 +46,8 @@ def build_server(rt: Runtime, *, subscriptions: Any = None, token_verifier: Any 
     mcp: MCPServer = MCPServer(
         "binance-mcp",
         title="Binance market data",
-        instructions=INSTRUCTIONS + (ACCOUNT_INSTRUCTIONS if rt.settings.has_credentials else "")
+        instructions=INSTRUCTIONS + (ACCOUNT_INSTRUCTIONS if rt.settings.has_credentials
+                                     and "account" in rt.settings.toolsets else "")
         + (FUTURES_INSTRUCTIONS if "futures" in rt.settings.toolsets else ""),
         version=__version__,
         subscriptions=bus,

@@ -92,10 +92,11 @@ def canonical_uri(uri: str) -> str:
 def uris_for_update(name: str) -> tuple[str, ...]:
     """Resource URIs affected by one name on the daemon's ``updates`` channel (no validation: trusted)."""
     if name.startswith(BOOK_UPDATE_PREFIX):
-        return (f"{SCHEME}book/{name[len(BOOK_UPDATE_PREFIX):].upper()}",)
+        book = name[len(BOOK_UPDATE_PREFIX):].upper()
+        return () if ":" in book else (f"{SCHEME}book/{book}",)  # futures books (UM:...) have no resource
     stream_uri = f"{SCHEME}stream/{name}"
     sym, _, rest = name.partition("@")
-    if rest == "ticker" and not name.startswith("!"):
+    if rest == "ticker" and not name.startswith("!") and ":" not in sym:
         return (stream_uri, f"{SCHEME}ticker/{sym.upper()}")
     return (stream_uri,)
 
