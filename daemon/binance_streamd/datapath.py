@@ -29,7 +29,15 @@ import orjson
 import redis.asyncio as aioredis
 
 from binance_common.errors import BinanceError
-from binance_common.feedstore import StatusRecord, StreamState, decode_history, encode_gap, entry_last_id
+from binance_common.feedstore import (
+    COUNTER_FIELDS,
+    StatusRecord,
+    StreamCounters,
+    StreamState,
+    decode_history,
+    encode_gap,
+    entry_last_id,
+)
 from binance_common.keys import Keys
 from binance_common.streams import FUTURES_PREFIX, TRADE_ID_FIELD, StreamKind
 from binance_common.streams import SYMBOL_RE as _SYMBOL_RE
@@ -47,8 +55,10 @@ FILL_RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 @dataclass
-class Stream:
-    """One wanted stream of this daemon: its sequencer, state and counters (``status:<stream>``)."""
+class Stream(StreamCounters):
+    """One wanted stream of this daemon: its sequencer, state and counters (``status:<stream>``; the counters,
+    ``first_ack`` among them (ms of the first acknowledgement while the history holds no id), are
+    :class:`~binance_common.feedstore.StreamCounters`)."""
 
     name: str
     kind: StreamKind
@@ -57,16 +67,6 @@ class Stream:
     reason: str = ""
     since: int = field(default_factory=now_ms)
     conn: int | None = None
-    first_ack: int = 0  # ms of the first acknowledgement while the history holds no id
-    msgs: int = 0
-    dups: int = 0
-    last_recv: int = 0
-    last_event: int = 0
-    gaps_found: int = 0
-    gaps_filled: int = 0
-    gaps_unfilled: int = 0
-    ids_missing: int = 0
-    reconnects: int = 0
     rate: float = 0.0
     rate_base: int = 0
     held: deque[tuple[bytes, Any, int]] | None = None  # (payload, decoded, recv ms) held behind a fill
@@ -86,12 +86,9 @@ class Stream:
         self.reason = reason
 
     def record(self) -> StatusRecord:
-        return StatusRecord(
-            state=self.state.value, reason=self.reason, conn=str(self.conn or ""), since=self.since,
-            first_ack=self.first_ack, last_recv=self.last_recv, last_event=self.last_event, msgs=self.msgs,
-            dups=self.dups, gaps_found=self.gaps_found, gaps_filled=self.gaps_filled,
-            gaps_unfilled=self.gaps_unfilled, ids_missing=self.ids_missing, reconnects=self.reconnects,
-            rate=round(self.rate, 2), updated=now_ms())
+        return StatusRecord(**{f: getattr(self, f) for f in COUNTER_FIELDS}, state=self.state.value,
+                            reason=self.reason, conn=str(self.conn or ""), since=self.since, rate=round(self.rate, 2),
+                            updated=now_ms())
 
 
 class DataPath:

@@ -180,14 +180,10 @@ def decode_book(blob: bytes | str | None) -> BookValue | None:
 
 
 # --- stream status -------------------------------------------------------------------------------------
-@dataclass(slots=True)
-class StatusRecord:
-    """``status:<stream>``. Integers are ms or counts; ``rate`` is messages per second."""
+@dataclass(slots=True, kw_only=True)
+class StreamCounters:
+    """What the daemon counts for one stream (its ``datapath.Stream`` and the ``status:`` hash share these)."""
 
-    state: str = StreamState.PENDING.value
-    reason: str = ""
-    conn: str = ""
-    since: int = 0
     first_ack: int = 0
     last_recv: int = 0
     last_event: int = 0
@@ -198,6 +194,19 @@ class StatusRecord:
     gaps_unfilled: int = 0
     ids_missing: int = 0
     reconnects: int = 0
+
+
+COUNTER_FIELDS = tuple(f.name for f in fields(StreamCounters))
+
+
+@dataclass(slots=True, kw_only=True)
+class StatusRecord(StreamCounters):
+    """``status:<stream>``. Integers are ms or counts; ``rate`` is messages per second."""
+
+    state: str = StreamState.PENDING.value
+    reason: str = ""
+    conn: str = ""
+    since: int = 0
     rate: float = 0.0
     updated: int = 0
 

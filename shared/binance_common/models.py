@@ -48,21 +48,26 @@ class AggTrade(_Event):
     ignore_M: bool | None = Field(None, alias="M")
 
 
-class KlineBar(_Event):
+class _Bar(_Event):
+    """Open, high, low, base and quote volume: the same letters in klines, mini tickers and tickers."""
+
+    open: Decimal = Field(alias="o")
+    high: Decimal = Field(alias="h")
+    low: Decimal = Field(alias="l")
+    volume: Decimal = Field(alias="v")
+    quote_volume: Decimal = Field(alias="q")
+
+
+class KlineBar(_Bar):
     open_time: int = Field(alias="t")
     close_time: int = Field(alias="T")
     symbol: str = Field(alias="s")
     interval: str = Field(alias="i")
     first_trade_id: int = Field(alias="f")
     last_trade_id: int = Field(alias="L")
-    open: Decimal = Field(alias="o")
     close: Decimal = Field(alias="c")
-    high: Decimal = Field(alias="h")
-    low: Decimal = Field(alias="l")
-    volume: Decimal = Field(alias="v")
     trades: int = Field(alias="n")
     closed: bool = Field(alias="x")
-    quote_volume: Decimal = Field(alias="q")
     taker_buy_base_volume: Decimal = Field(alias="V")
     taker_buy_quote_volume: Decimal = Field(alias="Q")
 
@@ -74,62 +79,43 @@ class Kline(_Event):
     kline: KlineBar = Field(alias="k")
 
 
-class MiniTicker(_Event):
+class MiniTicker(_Bar):
     event_type: Literal["24hrMiniTicker"] = Field("24hrMiniTicker", alias="e")
     event_time: int = Field(alias="E")
     symbol: str = Field(alias="s")
     close: Decimal = Field(alias="c")
-    open: Decimal = Field(alias="o")
-    high: Decimal = Field(alias="h")
-    low: Decimal = Field(alias="l")
-    volume: Decimal = Field(alias="v")
-    quote_volume: Decimal = Field(alias="q")
 
 
-class Ticker24h(_Event):
+class _TickerStats(_Bar):
+    """What the 24 h and the rolling-window tickers share."""
+
+    price_change: Decimal = Field(alias="p")
+    price_change_percent: Decimal = Field(alias="P")
+    weighted_avg_price: Decimal = Field(alias="w")
+    last_price: Decimal = Field(alias="c")
+    open_time: int = Field(alias="O")
+    close_time: int = Field(alias="C")
+    first_trade_id: int = Field(alias="F")
+    last_trade_id: int = Field(alias="L")
+    trades: int = Field(alias="n")
+
+
+class Ticker24h(_TickerStats):
     event_type: Literal["24hrTicker"] = Field("24hrTicker", alias="e")
     event_time: int = Field(alias="E")
     symbol: str = Field(alias="s")
-    price_change: Decimal = Field(alias="p")
-    price_change_percent: Decimal = Field(alias="P")
-    weighted_avg_price: Decimal = Field(alias="w")
     prev_close: Decimal | None = Field(None, alias="x")  # absent on USD-M futures
-    last_price: Decimal = Field(alias="c")
     last_quantity: Decimal = Field(alias="Q")
     bid_price: Decimal | None = Field(None, alias="b")  # absent on USD-M futures
-    bid_quantity: Decimal | None = Field(None, alias="B")  # absent on USD-M futures
-    ask_price: Decimal | None = Field(None, alias="a")  # absent on USD-M futures
-    ask_quantity: Decimal | None = Field(None, alias="A")  # absent on USD-M futures
-    open: Decimal = Field(alias="o")
-    high: Decimal = Field(alias="h")
-    low: Decimal = Field(alias="l")
-    volume: Decimal = Field(alias="v")
-    quote_volume: Decimal = Field(alias="q")
-    open_time: int = Field(alias="O")
-    close_time: int = Field(alias="C")
-    first_trade_id: int = Field(alias="F")
-    last_trade_id: int = Field(alias="L")
-    trades: int = Field(alias="n")
+    bid_quantity: Decimal | None = Field(None, alias="B")
+    ask_price: Decimal | None = Field(None, alias="a")
+    ask_quantity: Decimal | None = Field(None, alias="A")
 
 
-class RollingTicker(_Event):
+class RollingTicker(_TickerStats):
     event_type: str = Field(alias="e")  # "1hTicker", "4hTicker", "1dTicker"
     event_time: int = Field(alias="E")
     symbol: str = Field(alias="s")
-    price_change: Decimal = Field(alias="p")
-    price_change_percent: Decimal = Field(alias="P")
-    open: Decimal = Field(alias="o")
-    high: Decimal = Field(alias="h")
-    low: Decimal = Field(alias="l")
-    last_price: Decimal = Field(alias="c")
-    weighted_avg_price: Decimal = Field(alias="w")
-    volume: Decimal = Field(alias="v")
-    quote_volume: Decimal = Field(alias="q")
-    open_time: int = Field(alias="O")
-    close_time: int = Field(alias="C")
-    first_trade_id: int = Field(alias="F")
-    last_trade_id: int = Field(alias="L")
-    trades: int = Field(alias="n")
 
 
 class BookTicker(_Event):
