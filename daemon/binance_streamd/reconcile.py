@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -93,25 +94,28 @@ class SymbolDirectory:
             self._task.cancel()
 
 
+@dataclass
 class Reconciler:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, settings: Settings, states: dict[str, Stream],
-                 datapath: DataPath, pool: Any, books: Any, symbols: SymbolDirectory, execute: Execute,
-                 on_forget: Callable[[str], None], futures_symbols: SymbolDirectory | None = None) -> None:
-        self.r = redis
-        self.keys = keys
-        self.settings = settings
-        self.states = states
-        self.datapath = datapath
-        self.pool = pool
-        self.books = books
-        self.symbols = symbols
-        self.futures_symbols = futures_symbols
-        self.execute = execute
-        self.on_forget = on_forget
-        self.unwanted_since: dict[str, float] = {}
-        self.failed_at: dict[str, float] = {}
-        syms = [x.upper() for x in settings.order_book_symbols]
-        self.configured_book_streams = {f"{x.lower()}@depth@100ms" for x in syms}
+    """Keeps the pools subscribed to what is wanted (see the module docstring). ``pool``: the routes facade;
+    ``symbols`` / ``futures_symbols``: the spot and futures listings names are checked against."""
+
+    r: aioredis.Redis
+    keys: Keys
+    settings: Settings
+    states: dict[str, Stream]
+    datapath: DataPath
+    pool: Any
+    books: Any
+    symbols: SymbolDirectory
+    execute: Execute
+    on_forget: Callable[[str], None]
+    futures_symbols: SymbolDirectory | None = None
+    unwanted_since: dict[str, float] = field(default_factory=dict)
+    failed_at: dict[str, float] = field(default_factory=dict)
+    configured_book_streams: set[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.configured_book_streams = {f"{x.lower()}@depth@100ms" for x in self.settings.order_book_symbols}
 
     def always_on(self) -> set[str]:
         return set(self.settings.streams) | self.configured_book_streams

@@ -129,6 +129,9 @@ class Runtime:
                 blocking=self.redis_blocking,
                 max_blocking=MAX_BLOCKING_READS,
             )
+            # latest values are cached while the daemon's update announcements reach this replica
+            self._feed.cache_epoch = lambda: self.bus.updates_epoch
+            self.bus.update_hooks.append(self._feed.invalidate)
         return self._feed
 
     @property

@@ -9,7 +9,8 @@ Every read that feeds one answer is a single round trip (a pipeline). Values are
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -75,6 +76,15 @@ LATEST_AND_STATE = "return {redis.call('GET', KEYS[1]), redis.call('HMGET', KEYS
 the client than a pipeline of two)."""
 
 
+LATEST_CACHE_S = 0.25
+"""Longest a cached latest value is served without a read (an update announcement drops it sooner)."""
+LATEST_CACHE_MAX = 10_000
+
+
+def _never() -> int:
+    return 0
+
+
 class FeedBase:
     """Read-only access to the feed for one replica (the state every group of reads shares)."""
 
@@ -94,9 +104,38 @@ class FeedBase:
         self._block_slots = asyncio.Semaphore(max_blocking)
         self._latest_script = redis.register_script(LATEST_AND_STATE)
         self._scripts = True  # False once the server refuses scripts (in-memory Redis without Lua)
+        self.cache_epoch: Callable[[], int] = _never
+        """The subscription of the updates channel (> 0 while subscribed; set by the runtime): the latest-value
+        cache serves only entries filled under the current one."""
+        self._cache: dict[str, tuple[float, int, bytes | None, str | None, str | None]] = {}
+        self._gen: dict[str, int] = {}
+        self.decoded: dict[str, Any] = {}  # latest values decoded once per stored value (feed.latest)
+
+    def invalidate(self, streams: Iterable[str]) -> None:
+        """The daemon announced new values of ``streams`` (the ``updates`` channel): drop what is cached."""
+        cache, gen = self._cache, self._gen
+        for s in streams:
+            cache.pop(s, None)
+            gen[s] = gen.get(s, 0) + 1
 
     async def latest_and_state(self, stream: str) -> tuple[bytes | None, str | None, str | None]:
-        """(``latest:<stream>`` value, state, reason) in one round trip."""
+        """(``latest:<stream>`` value, state, reason) in one round trip, or from the cache: a value read at
+        most ``LATEST_CACHE_S`` ago with no update announced since (only while the updates channel is
+        subscribed; an answer's age is computed from the value's receive time either way)."""
+        epoch = self.cache_epoch()
+        if epoch:
+            hit = self._cache.get(stream)
+            if hit is not None and hit[1] == epoch and time.monotonic() - hit[0] < LATEST_CACHE_S:
+                return hit[2], hit[3], hit[4]
+        gen = self._gen.get(stream, 0)
+        got = await self._read_latest_and_state(stream)
+        if epoch and self._gen.get(stream, 0) == gen and self.cache_epoch() == epoch:  # nothing announced meanwhile
+            if len(self._cache) >= LATEST_CACHE_MAX:
+                self._cache.clear()
+            self._cache[stream] = (time.monotonic(), epoch, *got)
+        return got
+
+    async def _read_latest_and_state(self, stream: str) -> tuple[bytes | None, str | None, str | None]:
         keys = [self.keys.latest(stream), self.keys.status(stream)]
         if self._scripts:
             try:

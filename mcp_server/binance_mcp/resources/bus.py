@@ -117,6 +117,16 @@ class RedisSubscriptionBus:
         self._feed_digest: str | None = None
         self._last_feed_poll = 0.0
         self._stopping = False
+        self.epoch = 0
+        self.update_hooks: list[Callable[[list[str]], None]] = []
+        """Called with the names of every ``updates`` message (the feed reader's cache invalidation)."""
+
+    @property
+    def updates_epoch(self) -> int:
+        """While the ``updates`` channel is subscribed, the number of this subscription (> 0); 0 otherwise.
+        A cache filled under one subscription must not serve under the next (announcements may have been
+        missed in between)."""
+        return self.epoch if self.ready.is_set() else 0
 
     # --- SubscriptionBus protocol ----------------------------------------------------------------
     async def publish(self, event: ServerEvent) -> None:
@@ -182,6 +192,7 @@ class RedisSubscriptionBus:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(updates, events)
+                self.epoch += 1
                 self.ready.set()
                 self._tried.set()
                 backoff = 0.1
@@ -211,6 +222,10 @@ class RedisSubscriptionBus:
 
     # --- message handling ------------------------------------------------------------------------
     def _on_updates_message(self, data: bytes) -> None:
+        if self.update_hooks:
+            names = [n for n in data.decode(errors="replace").split("\n") if n]
+            for hook in self.update_hooks:
+                hook(names)
         if not self._interest:
             return
         for raw in data.split(b"\n"):
