@@ -1,0 +1,56 @@
+"""The replica's latest-value cache against a real redis-server: a value the daemon announces replaces the
+cached one at once, an unannounced one within 250 ms, nothing is cached while the updates channel is not
+subscribed, and a cached answer's age is still the value's own."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+
+from binance_mcp.feed.base import LATEST_CACHE_S
+from binance_mcp.runtime import Runtime
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+STREAM = "btcusdt@trade"
+
+
+def value(t: int, recv_ms: int) -> bytes:
+    return orjson.dumps({"r": recv_ms, "d": {"e": "trade", "E": recv_ms, "s": "BTCUSDT", "t": t, "p": "1.0",
+                                             "q": "1.0", "T": recv_ms, "m": True, "M": True}})
+
+
+async def test_announced_values_replace_the_cache_at_once(settings_factory, redis_server, redis_client) -> None:
+    rt = Runtime(settings_factory(redis_url=redis_server.url), transport="memory")
+    await rt.start()
+    try:
+        k = rt.keys
+        await wait_until(lambda: rt.bus.updates_epoch > 0, what="updates channel subscribed")
+        await redis_client.hset(k.status(STREAM), mapping={"state": "live"})
+        now = int(time.time() * 1000)
+        await redis_client.set(k.latest(STREAM), value(1, now - 500))
+        first = await rt.feed.latest(STREAM)
+        assert first.data["trade_id"] == 1 and first.freshness.age_ms >= 500  # the value's own age
+        reads = rt.feed._gen.get(STREAM, 0)
+        await redis_client.set(k.latest(STREAM), value(2, now))
+        await redis_client.publish(k.updates_channel, STREAM)  # as the daemon's writer announces it
+        await wait_until(lambda: rt.feed._gen.get(STREAM, 0) > reads, what="the announcement received")
+        assert (await rt.feed.latest(STREAM)).data["trade_id"] == 2
+        # unannounced (an all-market array's fan-out, a status change): served within the cache's lifetime
+        await redis_client.set(k.latest(STREAM), value(3, now))
+        t0 = time.monotonic()
+        await wait_until(lambda: _trade_id(rt, 3), what="the unannounced value", timeout=2)
+        assert time.monotonic() - t0 <= LATEST_CACHE_S + 0.2
+        # without the updates subscription nothing is served from the cache
+        await rt.bus.stop()
+        assert rt.bus.updates_epoch == 0
+        await redis_client.set(k.latest(STREAM), value(4, now))
+        assert (await rt.feed.latest(STREAM)).data["trade_id"] == 4
+    finally:
+        await rt.stop()
+
+
+async def _trade_id(rt: Runtime, t: int) -> bool:
+    return bool((await rt.feed.latest(STREAM)).data["trade_id"] == t)
