@@ -86,6 +86,8 @@ class Runtime:
     """Signed requests for the configured account (None without an API key)."""
     futures_rest: BinanceRest | None = None
     """USD-M futures REST (fapi), with its own shared weight budget."""
+    futures_limits: list[tuple[str, Governor]] = field(default_factory=list)
+    """Request-count limits of futures endpoint families (path prefix, governor counting one per request)."""
     keys: Keys = field(init=False)
     holder: str = field(default_factory=default_holder)
     transport: Transport = "stdio"
@@ -159,6 +161,7 @@ class Runtime:
         if self.futures_rest is None:
             self.futures_rest = BinanceRest(self.settings, governor=_make_governor(self, futures=True),
                                             base_url=self.settings.futures_rest_base_url, weigh=futures_request_weight)
+            self.futures_limits = _futures_limits(self)
         for make in self.companions:
             companion = make(self.redis)
             await companion.start()
@@ -198,6 +201,20 @@ class Runtime:
     def on_stop(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Register an async callable run first by :meth:`stop` (legacy subscription registries)."""
         self._closers.append(closer)
+
+
+FUTURES_LIMITS = (("/futures/data/", "fdata:", 200), ("/fapi/v1/fundingRate", "ffund:", 100))
+"""Binance's request limits besides weight: /futures/data/* 1000 and fundingRate 500 requests per 5 minutes per
+IP, kept as per-minute budgets (a fifth each) shared by every replica."""
+
+
+def _futures_limits(rt: Runtime) -> list[tuple[str, Governor]]:
+    try:
+        from binance_common.ratelimit import RedisGovernor
+    except ImportError:
+        return []
+    return [(prefix, RedisGovernor(rt.r, rt.keys.scoped(scope), rt.settings, limit=per_minute))
+            for prefix, scope, per_minute in FUTURES_LIMITS]
 
 
 def _make_governor(rt: Runtime, *, futures: bool = False) -> Governor | None:

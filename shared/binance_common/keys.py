@@ -18,7 +18,8 @@ Value layouts are defined, with their codec, in :mod:`binance_common.feedstore` 
 * channel ``mcp:events``: MCP replicas' own resource events, fanned out to every replica (payload
   ``uri <resource uri>`` or ``list <tools|prompts|resources>``). Only binance-mcp reads and writes it.
 * ``rl:weight:<epoch minute>`` INT (expires after 2 min), ``rl:ban_until`` / ``rl:retry_until`` (ms); the
-  same under ``rl:fapi:`` for the USD-M futures API (its own budget).
+  same under ``rl:fapi:`` for the USD-M futures API (its own budget), and ``rl:fdata:`` / ``rl:ffund:`` for the
+  request-count limits of ``/futures/data/*`` and ``/fapi/v1/fundingRate``.
 * ``rl:clock_offset`` INT, Binance server time minus local time (ms), for signed requests.
 * ``acct:<account id>:<part>``: one account's user-data feed (layouts in :mod:`binance_common.accountstore`);
   the id is a digest of the API key (:func:`binance_common.signing.account_id`), never the key.

@@ -109,3 +109,21 @@ async def test_long_futures_series_fit_the_answer_budget(sim, settings_factory, 
         assert k is not None and k["truncated"] and k["omitted"] + k["count"] == 1500 and "end_time=" in k["hint"]
         f = await call(c, "get_funding_rate_history", {"symbol": "BTCUSDT", "limit": 1000})
         assert f["truncated"] and f["returned"] < 1000
+
+
+async def test_the_futures_statistics_limit_is_kept_apart(sim, settings_factory, redis_server, monkeypatch) -> None:
+    """/futures/data/* has its own request-count limit (1000 / 5 min): counted apart, shared through Redis,
+    held back before Binance would refuse; other futures calls go on."""
+    import binance_mcp.runtime as runtime_mod
+
+    monkeypatch.setattr(runtime_mod, "FUTURES_LIMITS", (("/futures/data/", "fdata:", 3),))  # budget 2 a minute
+    s = settings_factory(redis_url=redis_server.url, rest_base_url=sim.rest_url, futures_rest_base_url=sim.rest_url,
+                         toolsets="futures")
+    async with replica(s) as rt, client_for(rt) as c:
+        sent = []
+        for _ in range(2):
+            sent.append(await call(c, "get_long_short_ratio", {"symbol": "BTCUSDT", "limit": 1}))
+        before = len(sim.futures_rest.requests)
+        err = await call_error(c, "get_taker_buy_sell_volume", {"symbol": "BTCUSDT"})
+        assert "held back" in err and len(sim.futures_rest.requests) == before
+        assert (await call(c, "get_mark_price", {"symbol": "BTCUSDT", "source": "rest"}))["prices"]

@@ -147,6 +147,9 @@ class ToolContext:
     async def futures(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET a USD-M futures endpoint (fapi.binance.com, its own weight budget)."""
         assert self.rt.futures_rest is not None, "Runtime.start() was not awaited"
+        for prefix, limit in self.rt.futures_limits:  # request-count limits of some endpoint families
+            if path.startswith(prefix):
+                await limit.acquire(1)
         try:
             return await self.rt.futures_rest.get(path, params)
         except InvalidSymbolError as e:
