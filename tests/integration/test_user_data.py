@@ -309,3 +309,38 @@ async def test_a_reconcile_goes_on_past_refusals_and_keeps_self_trades(sim, redi
         assert stored_orders(await acct.orders()) == sim_orders(sim)
     finally:
         await d.stop()
+
+
+async def test_embedded_mode_keeps_the_user_data_stream_too() -> None:
+    """One install command, no Redis: the in-process feed also keeps the account's user-data stream."""
+    from mcp import Client
+
+    from binance_mcp.cli import compose
+    from binance_mcp.runtime import Runtime
+    from binance_mcp.server import build_server
+
+    async with BinanceSim(SimConfig(symbols=["BTCUSDT"], rate=2.0)) as sim:
+        key = make_key("Ed25519")
+        register(sim, key)
+        s = Settings(rest_base_url=sim.rest_url, ws_base_url=sim.ws_url, ws_api_url=sim.ws_api_url,
+                     futures_rest_base_url=sim.rest_url, futures_ws_base_url=sim.ws_url, namespace="embacct",
+                     **key.settings())
+        rt = compose(s, Runtime(s, transport="memory"))
+        await rt.start()
+        try:
+            async with Client(build_server(rt)) as c:
+                async def streamed() -> Any:
+                    r = await c.call_tool("get_balances", {"source": "stream"})
+                    return None if r.is_error else r.structured_content
+
+                bal = await wait_until(streamed, timeout=15, what="streamed balances in embedded mode")
+                assert bal["freshness"]["stream_state"] == "live"
+                sim.account.deposit("USDT", "5")
+
+                async def deposit_seen() -> bool:
+                    r = await c.call_tool("get_account_events", {"limit": 10})
+                    return any(e.get("event_type") == "balanceUpdate" for e in r.structured_content["events"])
+
+                await wait_until(deposit_seen, what="the deposit event")
+        finally:
+            await rt.stop()
