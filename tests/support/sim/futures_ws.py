@@ -16,9 +16,7 @@ import re
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from .hub import now_ms
+from .hub import Hub, now_ms
 from .market import Market, fmt
 from .names import INTERVALS
 
@@ -73,14 +71,7 @@ class FuturesHub:
         self.subs.get(stream, set()).discard(conn)
         self.silent.get(stream, set()).discard(conn)
 
-    def publish(self, stream: str, payload: Any) -> None:
-        conns = self.subs.get(stream)
-        if not conns:
-            return
-        raw = orjson.dumps(payload)
-        self.sent[stream] += 1
-        for c in list(conns):
-            c.send_event(stream, raw)
+    publish = Hub.publish  # the same fan-out over this hub's own subscribers
 
     # --- generation ----------------------------------------------------------------------------------
     def start(self) -> None:
