@@ -35,6 +35,13 @@ def text(v: Any) -> str | None:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def id_tuple(entry_id: bytes | str) -> tuple[int, int]:
+    """A Redis stream entry id (``<ms>-<seq>``) as a comparable pair."""
+    s = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    a, _, b = s.partition("-")
+    return int(a), int(b or 0)
+
+
 def integer(v: Any) -> int | None:
     try:
         return int(v) if v is not None else None
@@ -150,6 +157,22 @@ class FeedBase:
         pipe.hmget(keys[1], "state", "reason")
         blob, (state, reason) = await pipe.execute()
         return blob, text(state), text(reason)
+
+    async def wait_for_entry(self, key: str, after_id: str, wait_s: float) -> None:
+        """XREAD BLOCK until an entry after ``after_id`` exists or ``wait_s`` passes (a bounded number of
+        waiters per replica; one that finds no free slot in time just returns)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        try:
+            await asyncio.wait_for(self._block_slots.acquire(), wait_s)
+        except TimeoutError:
+            return
+        try:
+            left_ms = int((deadline - loop.time()) * 1000)
+            if left_ms > 0:
+                await self._blocking.xread({key: after_id}, count=1, block=left_ms)
+        finally:
+            self._block_slots.release()
 
     async def status(self, stream: str) -> StreamStatus:
         return status_model(await self.r.hgetall(self.keys.status(stream)))

@@ -3,7 +3,6 @@ waiting for new ones, with the count of entries the cap trimmed before they were
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +12,7 @@ from binance_common.timeutil import now_ms
 
 from ..answers.provenance import freshness, stale_after_ms
 from ..answers.streams import GapInfo, HistoryEntry, StreamHistory
-from .base import FeedBase, FeedError, decode_payload, text
+from .base import FeedBase, FeedError, decode_payload, id_tuple, text
 
 MAX_HISTORY_COUNT = 1000
 MAX_WAIT_S = 30.0
@@ -53,12 +52,6 @@ def parse_cursor(text: str) -> Cursor:
     return Cursor(int(m.group(1)), int(m.group(2)), int(m.group(3)) if m.group(3) else None)
 
 
-def _id_tuple(entry_id: bytes | str) -> tuple[int, int]:
-    s = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    a, _, b = s.partition("-")
-    return int(a), int(b or 0)
-
-
 class HistoryReads(FeedBase):
     async def history(
         self, stream: str, *, count: int, since: Cursor | None, wait_s: float, raw: bool = False
@@ -72,14 +65,14 @@ class HistoryReads(FeedBase):
             result = await self._after(stream, key, since, count)
             if not result[0] and wait_s > 0:
                 t0 = now_ms()
-                await self._wait_for_entry(key, result[4] or since.entry_id, wait_s)
+                await self.wait_for_entry(key, result[4] or since.entry_id, wait_s)
                 waited = now_ms() - t0
                 result = await self._after(stream, key, since, count)
         rows, first_n, missed, retained, end_cursor = result
         status = await self.status(stream)
         entries: list[HistoryEntry] = []
         for i, (eid, fields) in enumerate(rows):
-            ms, seq = _id_tuple(eid)
+            ms, seq = id_tuple(eid)
             cursor = str(Cursor(ms, seq, first_n + i if first_n is not None else None))
             entry = decode_history(fields)
             if isinstance(entry, GapEntry):
@@ -121,22 +114,6 @@ class HistoryReads(FeedBase):
             freshness=fr,
         )
 
-    async def _wait_for_entry(self, key: str, after_id: str, wait_s: float) -> None:
-        """XREAD BLOCK until an entry after ``after_id`` exists or ``wait_s`` passes (a bounded number of
-        waiters per replica; one that finds no free slot in time just returns)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_s
-        try:
-            await asyncio.wait_for(self._block_slots.acquire(), wait_s)
-        except TimeoutError:
-            return
-        try:
-            left_ms = int((deadline - loop.time()) * 1000)
-            if left_ms > 0:
-                await self._blocking.xread({key: after_id}, count=1, block=left_ms)
-        finally:
-            self._block_slots.release()
-
     @staticmethod
     def _xinfo(info: Any) -> tuple[int, int, tuple[int, int] | None, tuple[int, int] | None]:
         """(entries-added, length, first id, last id) from an XINFO STREAM answer."""
@@ -145,7 +122,7 @@ class HistoryReads(FeedBase):
         added = int(d.get("entries-added") or length)
         first = d.get("first-entry")
         last = d.get("last-entry")
-        return added, length, _id_tuple(first[0]) if first else None, _id_tuple(last[0]) if last else None
+        return added, length, id_tuple(first[0]) if first else None, id_tuple(last[0]) if last else None
 
     async def _last_n(self, key: str, count: int) -> tuple[list[Any], int | None, int | None, int, str | None]:
         """The newest ``count`` entries: (rows oldest first, sequence number of the first row, missed,

@@ -4,7 +4,6 @@ the user-data events the daemon keeps. Registered only when an API key is config
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any, Literal
 
 from mcp.types import CallToolResult
@@ -148,7 +147,7 @@ async def get_balances(
     wanted = _assets(assets)
     now = now_ms()
     if source != "rest":
-        raw, status = await _stream_state(tc, acct)
+        raw, status = await tc.feed.account_balances(acct)
         state = status.get("state")
         alive = int(status.get("last_alive_ms") or 0)
         live = state == store.AccountStreamState.LIVE and now - alive <= STREAM_ALIVE_MS
@@ -164,15 +163,6 @@ async def get_balances(
     a = await tc.signed_get("/api/v3/account", {} if include_zero else {"omitZeroBalances": True})
     return respond(Balances(balances=_balances(_rest_rows(a), wanted, include_zero),
                             freshness=freshness("rest", now, now)))
-
-
-async def _stream_state(tc: ToolContext, acct: str) -> tuple[Any, dict[str, str]]:
-    pipe = tc.r.pipeline(transaction=False)
-    pipe.get(tc.keys.account(acct, "balances"))
-    pipe.hgetall(tc.keys.account(acct, "status"))
-    raw, status = await pipe.execute()
-    return raw, {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-                 for k, v in (status or {}).items()}
 
 
 def _event(entry_id: Any, fields: dict[Any, Any]) -> AccountEvent:
@@ -196,20 +186,8 @@ async def get_account_events(
     """The account's user-data events as the daemon stored them (orders, fills, balance changes), oldest
     first, with explicit gap entries (no connection was subscribed; Binance does not replay) each followed by
     a reconciled entry once the daemon re-read balances, orders and fills over REST. Reads Redis only."""
-    acct = tc.signed.account
-    key = tc.keys.account(acct, "events")
-    rows: list[Any]
-    if after_id is None:
-        rows = list(reversed(await tc.r.xrevrange(key, count=limit) or []))
-    else:
-        rows = list(await tc.r.xrange(key, min="(" + after_id, count=limit) or [])
-        if not rows and wait_ms:
-            rows = await _wait(tc, key, after_id, limit, wait_ms)
-    trimmed = False
-    if after_id is not None:
-        first: Any = await tc.r.xrange(key, count=1)
-        trimmed = bool(first) and _id_tuple(first[0][0]) > _id_tuple(after_id) != (0, 0)
-    _raw, status = await _stream_state(tc, acct)
+    rows, trimmed, status = await tc.feed.account_events(tc.signed.account, after_id=after_id, limit=limit,
+                                                         wait_s=wait_ms / 1000 if after_id is not None else 0)
     events = [_event(i, f or {}) for i, f in rows]
 
     def build(kept: Any) -> AccountEvents:
@@ -220,26 +198,6 @@ async def get_account_events(
                              omitted=len(events) - len(kept))
 
     return respond_within(events, build, tc.settings.answer_budget_bytes)
-
-
-def _id_tuple(entry_id: Any) -> tuple[int, int]:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
-async def _wait(tc: ToolContext, key: str, after_id: str, limit: int, wait_ms: int) -> list[Any]:
-    blocking = tc.rt.redis_blocking or tc.r
-    if tc.rt.redis_blocking is None:  # embedded (fakeredis): poll instead of blocking the shared client
-        deadline = now_ms() + wait_ms
-        while now_ms() < deadline:
-            rows = await tc.r.xrange(key, min="(" + after_id, count=limit)
-            if rows:
-                return list(rows)
-            await asyncio.sleep(0.05)
-        return []
-    got: Any = await blocking.xread({key: after_id}, count=limit, block=wait_ms)
-    return list(got[0][1]) if got else []
 
 
 TOOLS = (
