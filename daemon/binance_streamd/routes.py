@@ -27,8 +27,8 @@ SILENCE_S = 30.0
 TIMER_KINDS = frozenset({StreamKind.MARK_PRICE, StreamKind.KLINE, StreamKind.MINI_TICKER, StreamKind.TICKER})
 """Futures streams Binance pushes on a timer, data or not: their silence can only be the path."""
 
-MakePool = Callable[[str, Callable[[str], str], int], Pool]
-"""(url, name mapping from Binance's name to the feed's, streams per connection) -> Pool."""
+MakePool = Callable[[str, str, int], Pool]
+"""(url, prefix of the feed's names over Binance's: '' or ``um:``, streams per connection) -> Pool."""
 
 
 class Routes:
@@ -36,7 +36,7 @@ class Routes:
                  silence_s: float = SILENCE_S) -> None:
         self._make = make_pool
         self.silence_s = silence_s
-        self.pools: dict[str, Pool] = {"spot": make_pool(spot_url, _same, spot_max)}
+        self.pools: dict[str, Pool] = {"spot": make_pool(spot_url, "", spot_max)}
         self._urls = {"public": f"{futures_url}/public", "market": f"{futures_url}/market"}
         self._futures_max = futures_max
         self.route: dict[str, str] = {}  # futures stream -> public | market (as placed now)
@@ -55,7 +55,7 @@ class Routes:
             route = self.route[name] = parse_stream(name).route or "market"
         pool = self.pools.get(route)
         if pool is None:
-            pool = self.pools[route] = self._make(self._urls[route], _prefixed, self._futures_max)
+            pool = self.pools[route] = self._make(self._urls[route], FUTURES_PREFIX, self._futures_max)
         return pool, name[len(FUTURES_PREFIX):]
 
     def add(self, streams: list[str]) -> None:
@@ -163,11 +163,3 @@ class Routes:
         self.route[name] = route
         pool, raw = self._pool(name)
         pool.add([raw])
-
-
-def _same(name: str) -> str:
-    return name
-
-
-def _prefixed(name: str) -> str:
-    return FUTURES_PREFIX + name

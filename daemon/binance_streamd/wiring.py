@@ -53,24 +53,24 @@ def routes(settings: Settings, on_data: Callable[..., None], on_failed: Callable
     pools' callbacks get the feed's ``um:`` names."""
     s = settings
 
-    def make(url: str, name: Callable[[str], str], max_per_conn: int) -> Pool:
-        if name("x") == "x":  # spot: the callbacks as they are (no per-message wrapper)
+    def make(url: str, prefix: str, max_per_conn: int) -> Pool:
+        if not prefix:  # spot: the callbacks as they are (no per-message wrapper)
             data, failed, live, lost, error = on_data, on_failed, on_live, on_lost, on_error
         else:
             def data(conn: Any, stream: str, payload: bytes, recv_ms: int) -> None:
-                on_data(conn, name(stream), payload, recv_ms)
+                on_data(conn, prefix + stream, payload, recv_ms)
 
             def failed(streams: list[str], reason: str) -> None:
-                on_failed([name(x) for x in streams], reason)
+                on_failed([prefix + x for x in streams], reason)
 
             def live(streams: list[str], conn_id: int) -> None:
-                on_live([name(x) for x in streams], conn_id)
+                on_live([prefix + x for x in streams], conn_id)
 
             def lost(streams: list[str], reason: str) -> None:
-                on_lost([name(x) for x in streams], reason)
+                on_lost([prefix + x for x in streams], reason)
 
             def error(streams: list[str], reason: str) -> None:
-                on_error([name(x) for x in streams], reason)
+                on_error([prefix + x for x in streams], reason)
         return Pool(url, data, failed, live, max_per_conn=max_per_conn, lifetime_s=s.connection_lifetime_s,
                     stale_after_s=s.stale_after_s, max_delay_s=s.reconnect_max_delay_s, proxy=s.ws_proxy or s.proxy,
                     on_malformed=on_malformed, on_lost=lost, on_error=error, backpressure=backpressure)

@@ -3,7 +3,6 @@ TLS (``rediss://``, certificates generated here)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import ipaddress
 import shutil
@@ -164,8 +163,7 @@ def _pings(client: aioredis.Redis):  # type: ignore[no-untyped-def]
     async def check() -> bool:
         try:
             return bool(await client.ping())
-        except Exception:
-            await asyncio.sleep(0.05)
+        except Exception:  # not listening yet: wait_until polls again
             return False
 
     return check

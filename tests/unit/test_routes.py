@@ -33,7 +33,7 @@ class St:
 
 
 def routes(silence_s: float = 0.0) -> Routes:
-    return Routes("wss://spot", "wss://fut", lambda url, name, n: FakePool(url), spot_max=1024, futures_max=200,
+    return Routes("wss://spot", "wss://fut", lambda url, prefix, n: FakePool(url), spot_max=1024, futures_max=200,
                   silence_s=silence_s)
 
 

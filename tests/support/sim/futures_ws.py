@@ -82,14 +82,7 @@ class FuturesHub:
         for every in (*SPEEDS, 1000, 3000):
             self._tasks.append(asyncio.create_task(self._periodic(every)))
 
-    async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+    stop = Hub.stop  # cancel and await the generation tasks
 
     def on_step(self, m: Market, trades: list[dict[str, Any]], agg: dict[str, Any] | None,
                 changes: list[tuple[str, int, int]], t_ms: int, before: int) -> None:
