@@ -132,6 +132,7 @@ async def test_a_futures_book_rebuilds_exactly_after_pu_gaps(sim, redis_server, 
             await wait_until(lambda: books.status()["UM:BTCUSDT"]["state"] == "live", what="live again", timeout=15)
         assert books.status()["UM:BTCUSDT"]["gaps"] == 3 and books.status()["UM:BTCUSDT"]["snapshots"] >= 4
         sim.faults.pause()
+        sim.futures_hub.flush_now()  # the changes of the window the pause cut short reach the daemon too
         bids, asks = sim.book("BTCUSDT", 20)
         await wait_until(lambda: _book_equals(redis_client, keys, bids, asks), what="book equal to Binance's",
                          timeout=15)

@@ -126,6 +126,13 @@ class FuturesHub:
                 else:
                     self._mark(sym, m, "", t_ms)
 
+    def flush_now(self) -> None:
+        """Send every pending depth change now (after ``pause``, so clients can catch up with the market)."""
+        t_ms = now_ms()
+        for sym, m in self.markets().items():
+            for speed in SPEEDS:
+                self.flush_depth(sym, m, speed, t_ms)
+
     def flush_depth(self, sym: str, m: Market, speed: int, t_ms: int) -> None:
         key = (sym, speed)
         acc, first = self.pending.pop(key, None), self.first_u.pop(key, None)
