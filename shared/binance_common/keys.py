@@ -30,9 +30,32 @@ Value layouts are defined, with their codec, in :mod:`binance_common.feedstore` 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 SCHEMA_VERSION = "v1"
 LEASE_SEP = " "
+
+
+class _Name:
+    """A key that takes no argument, read as an attribute: ``heartbeat = _Name("daemon:heartbeat")`` gives
+    ``Keys().heartbeat == "bnc:v1:daemon:heartbeat"``; a rate-limit name sits under ``rl:<rl_scope>``."""
+
+    __slots__ = ("rate_limit", "suffix")
+
+    def __init__(self, suffix: str, *, rate_limit: bool = False) -> None:
+        self.suffix = suffix
+        self.rate_limit = rate_limit
+
+    @overload
+    def __get__(self, keys: None, owner: type) -> _Name: ...
+    @overload
+    def __get__(self, keys: Keys, owner: type) -> str: ...
+    def __get__(self, keys: Keys | None, owner: type) -> str | _Name:
+        if keys is None:
+            return self
+        if self.rate_limit:
+            return f"{keys.prefix}rl:{keys.rl_scope}{self.suffix}"
+        return f"{keys.prefix}{self.suffix}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +87,24 @@ class Keys:
     def book(self, symbol: str) -> str:
         return f"{self.prefix}book:{symbol.upper()}"
 
-    @property
-    def status_pattern(self) -> str:
-        return f"{self.prefix}status:*"
+    status_pattern = _Name("status:*")
 
     def stream_from_status_key(self, key: str) -> str:
         return key[len(self.prefix) + len("status:") :]
 
     # --- control plane -----------------------------------------------------------------------------
-    @property
-    def leases(self) -> str:
-        return f"{self.prefix}leases"
+    leases = _Name("leases")
+    leases_epoch = _Name("leases:epoch")
+    always_on = _Name("always_on")
+    heartbeat = _Name("daemon:heartbeat")
+    leader = _Name("daemon:leader")
+    leader_last = _Name("daemon:leader:last")
+    leader_epoch = _Name("daemon:leader:epoch")
+    standby_pattern = _Name("daemon:standby:*")
+    daemon_stats = _Name("daemon:stats")
+    updates_channel = _Name("updates")
+    control_channel = _Name("control")
+    mcp_events_channel = _Name("mcp:events")
 
     @staticmethod
     def lease_member(stream: str, holder: str) -> str:
@@ -87,68 +117,16 @@ class Keys:
         stream, _, holder = member.partition(LEASE_SEP)
         return stream, holder
 
-    @property
-    def always_on(self) -> str:
-        return f"{self.prefix}always_on"
-
-    @property
-    def heartbeat(self) -> str:
-        return f"{self.prefix}daemon:heartbeat"
-
-    @property
-    def leader(self) -> str:
-        return f"{self.prefix}daemon:leader"
-
-    @property
-    def leader_last(self) -> str:
-        return f"{self.prefix}daemon:leader:last"
-
-    @property
-    def leader_epoch(self) -> str:
-        return f"{self.prefix}daemon:leader:epoch"
-
     def standby(self, member: str) -> str:
         return f"{self.prefix}daemon:standby:{member}"
 
-    @property
-    def standby_pattern(self) -> str:
-        return f"{self.prefix}daemon:standby:*"
-
-    @property
-    def leases_epoch(self) -> str:
-        return f"{self.prefix}leases:epoch"
-
-    @property
-    def daemon_stats(self) -> str:
-        return f"{self.prefix}daemon:stats"
-
-    @property
-    def updates_channel(self) -> str:
-        return f"{self.prefix}updates"
-
-    @property
-    def control_channel(self) -> str:
-        return f"{self.prefix}control"
-
-    @property
-    def mcp_events_channel(self) -> str:
-        return f"{self.prefix}mcp:events"
-
     # --- REST rate limits and caches ---------------------------------------------------------------
+    rl_ban_until = _Name("ban_until", rate_limit=True)
+    rl_retry_until = _Name("retry_until", rate_limit=True)
+    rl_clock_offset = _Name("clock_offset", rate_limit=True)
+
     def rl_weight(self, epoch_minute: int) -> str:
         return f"{self.prefix}rl:{self.rl_scope}weight:{epoch_minute}"
-
-    @property
-    def rl_ban_until(self) -> str:
-        return f"{self.prefix}rl:{self.rl_scope}ban_until"
-
-    @property
-    def rl_retry_until(self) -> str:
-        return f"{self.prefix}rl:{self.rl_scope}retry_until"
-
-    @property
-    def rl_clock_offset(self) -> str:
-        return f"{self.prefix}rl:{self.rl_scope}clock_offset"
 
     def account(self, account_id: str, part: str) -> str:
         """``acct:<id>:events|balances|orders|fills|status`` (see :mod:`binance_common.accountstore`)."""

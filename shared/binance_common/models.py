@@ -22,10 +22,17 @@ class _Event(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
 
-class Trade(_Event):
-    event_type: Literal["trade"] = Field("trade", alias="e")
+class _SymbolEvent(_Event):
+    """The head of most payloads. Each model narrows ``event_type`` to its own ``e`` (pydantic keeps a
+    redeclared field where the base put it, so dumps still start with the event type)."""
+
+    event_type: str = Field(alias="e")
     event_time: int = Field(alias="E")
     symbol: str = Field(alias="s")
+
+
+class Trade(_SymbolEvent):
+    event_type: Literal["trade"] = Field("trade", alias="e")
     trade_id: int = Field(alias="t")
     price: Decimal = Field(alias="p")
     quantity: Decimal = Field(alias="q")
@@ -34,10 +41,8 @@ class Trade(_Event):
     ignore_M: bool | None = Field(None, alias="M")
 
 
-class AggTrade(_Event):
+class AggTrade(_SymbolEvent):
     event_type: Literal["aggTrade"] = Field("aggTrade", alias="e")
-    event_time: int = Field(alias="E")
-    symbol: str = Field(alias="s")
     agg_trade_id: int = Field(alias="a")
     price: Decimal = Field(alias="p")
     quantity: Decimal = Field(alias="q")
@@ -55,7 +60,7 @@ class _Bar(_Event):
     high: Decimal = Field(alias="h")
     low: Decimal = Field(alias="l")
     volume: Decimal = Field(alias="v")
-    quote_volume: Decimal = Field(alias="q")
+    quote_volume: Decimal = Field(alias="q", description="volume in the quote asset")
 
 
 class KlineBar(_Bar):
@@ -67,22 +72,18 @@ class KlineBar(_Bar):
     last_trade_id: int = Field(alias="L")
     close: Decimal = Field(alias="c")
     trades: int = Field(alias="n")
-    closed: bool = Field(alias="x")
+    closed: bool = Field(alias="x", description="the candle is final: its interval has ended")
     taker_buy_base_volume: Decimal = Field(alias="V")
     taker_buy_quote_volume: Decimal = Field(alias="Q")
 
 
-class Kline(_Event):
+class Kline(_SymbolEvent):
     event_type: Literal["kline"] = Field("kline", alias="e")
-    event_time: int = Field(alias="E")
-    symbol: str = Field(alias="s")
     kline: KlineBar = Field(alias="k")
 
 
-class MiniTicker(_Bar):
+class MiniTicker(_Bar, _SymbolEvent):
     event_type: Literal["24hrMiniTicker"] = Field("24hrMiniTicker", alias="e")
-    event_time: int = Field(alias="E")
-    symbol: str = Field(alias="s")
     close: Decimal = Field(alias="c")
 
 
@@ -91,20 +92,18 @@ class _TickerStats(_Bar):
 
     price_change: Decimal = Field(alias="p")
     price_change_percent: Decimal = Field(alias="P")
-    weighted_avg_price: Decimal = Field(alias="w")
+    weighted_avg_price: Decimal = Field(alias="w", description="volume-weighted average price of the window")
     last_price: Decimal = Field(alias="c")
-    open_time: int = Field(alias="O")
+    open_time: int = Field(alias="O", description="start of the window the statistics cover (ms)")
     close_time: int = Field(alias="C")
     first_trade_id: int = Field(alias="F")
     last_trade_id: int = Field(alias="L")
     trades: int = Field(alias="n")
 
 
-class Ticker24h(_TickerStats):
+class Ticker24h(_TickerStats, _SymbolEvent):
     event_type: Literal["24hrTicker"] = Field("24hrTicker", alias="e")
-    event_time: int = Field(alias="E")
-    symbol: str = Field(alias="s")
-    prev_close: Decimal | None = Field(None, alias="x")  # absent on USD-M futures
+    prev_close: Decimal | None = Field(None, alias="x", description="last price before the window; not on USD-M")
     last_quantity: Decimal = Field(alias="Q")
     bid_price: Decimal | None = Field(None, alias="b")  # absent on USD-M futures
     bid_quantity: Decimal | None = Field(None, alias="B")
@@ -112,10 +111,8 @@ class Ticker24h(_TickerStats):
     ask_quantity: Decimal | None = Field(None, alias="A")
 
 
-class RollingTicker(_TickerStats):
+class RollingTicker(_TickerStats, _SymbolEvent):
     event_type: str = Field(alias="e")  # "1hTicker", "4hTicker", "1dTicker"
-    event_time: int = Field(alias="E")
-    symbol: str = Field(alias="s")
 
 
 class BookTicker(_Event):
@@ -127,10 +124,8 @@ class BookTicker(_Event):
     ask_quantity: Decimal | None = Field(None, alias="A")  # absent on USD-M futures
 
 
-class AvgPrice(_Event):
+class AvgPrice(_SymbolEvent):
     event_type: Literal["avgPrice"] = Field("avgPrice", alias="e")
-    event_time: int = Field(alias="E")
-    symbol: str = Field(alias="s")
     interval: str = Field(alias="i")
     price: Decimal = Field(alias="w")
     last_trade_time: int = Field(alias="T")
@@ -142,22 +137,18 @@ class PartialDepth(_Event):
     asks: list[PriceLevel]
 
 
-class DepthUpdate(_Event):
+class DepthUpdate(_SymbolEvent):
     event_type: Literal["depthUpdate"] = Field("depthUpdate", alias="e")
-    event_time: int = Field(alias="E")
-    symbol: str = Field(alias="s")
     first_update_id: int = Field(alias="U")
     final_update_id: int = Field(alias="u")
     bids: list[PriceLevel] = Field(alias="b")
     asks: list[PriceLevel] = Field(alias="a")
 
 
-class MarkPriceUpdate(_Event):
+class MarkPriceUpdate(_SymbolEvent):
     """USD-M futures ``<s>@markPrice``: ``T`` is the next funding time."""
 
     event_type: Literal["markPriceUpdate"] = Field("markPriceUpdate", alias="e")
-    event_time: int = Field(alias="E")
-    symbol: str = Field(alias="s")
     mark_price: Decimal = Field(alias="p")
     index_price: Decimal | None = Field(None, alias="i")
     estimated_settle_price: Decimal | None = Field(None, alias="P")
