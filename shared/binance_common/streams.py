@@ -6,6 +6,7 @@ what is allowed, so a tool can hand it straight to the agent.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -135,7 +136,13 @@ def _bad(name: str, why: str) -> StreamNameError:
 
 def parse_stream(name: str) -> StreamSpec:
     """Parse a stream name such as ``btcusdt@kline_1m`` (or ``um:btcusdt@markPrice`` for USD-M futures) into
-    a :class:`StreamSpec`."""
+    a :class:`StreamSpec` (remembered for the last 4,096 valid names: every tool call parses its stream)."""
+    if type(name) is str:
+        return _parse_remembered(name)
+    return _parse(name)
+
+
+def _parse(name: str) -> StreamSpec:
     if not isinstance(name, str) or not name or len(name) > 64:
         raise _bad(str(name)[:80], "expected a non-empty name of at most 64 characters")
     if name.startswith(FUTURES_PREFIX):
@@ -223,6 +230,9 @@ def _parse_futures(name: str) -> StreamSpec:
         return StreamSpec(name, StreamKind.PARTIAL_DEPTH, symbol, levels=_DEPTH_LEVELS[levels_s], speed_ms=speed_ms,
                           venue="um")
     raise _bad(name, f"unknown futures stream type {rest!r}")
+
+
+_parse_remembered = functools.lru_cache(maxsize=4096)(_parse)  # a refused name raises each time: not kept
 
 
 def validate_stream(name: str) -> str:

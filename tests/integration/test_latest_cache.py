@@ -4,6 +4,7 @@ subscribed, and a cached answer's age is still the value's own."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import orjson
@@ -54,3 +55,38 @@ async def test_announced_values_replace_the_cache_at_once(settings_factory, redi
 
 async def _trade_id(rt: Runtime, t: int) -> bool:
     return bool((await rt.feed.latest(STREAM)).data["trade_id"] == t)
+
+
+async def _script_calls(redis_client) -> int:
+    stats = await redis_client.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
+
+
+async def test_callers_that_miss_together_share_one_read(settings_factory, redis_server, redis_client) -> None:
+    """20 callers after an announcement: one round trip between them; a caller that comes after a newer
+    announcement than the read under way starts its own read and gets the newer value."""
+    rt = Runtime(settings_factory(redis_url=redis_server.url), transport="memory")
+    await rt.start()
+    try:
+        k = rt.keys
+        await wait_until(lambda: rt.bus.updates_epoch > 0, what="updates channel subscribed")
+        await redis_client.hset(k.status(STREAM), mapping={"state": "live"})
+        now = int(time.time() * 1000)
+        await redis_client.set(k.latest(STREAM), value(1, now))
+        assert (await rt.feed.latest(STREAM)).data["trade_id"] == 1  # the script is loaded, the cache filled
+        rt.feed.invalidate([STREAM])
+        before = await _script_calls(redis_client)
+        answers = await asyncio.gather(*(rt.feed.latest(STREAM) for _ in range(20)))
+        assert [a.data["trade_id"] for a in answers] == [1] * 20
+        assert await _script_calls(redis_client) - before == 1
+        # an announcement while a read is under way: the callers after it do not join the older read
+        rt.feed.invalidate([STREAM])
+        before = await _script_calls(redis_client)
+        early = asyncio.ensure_future(rt.feed.latest(STREAM))
+        await asyncio.sleep(0)  # one turn of the loop: early has started its read (no reply can be in yet)
+        rt.feed.invalidate([STREAM])
+        late = asyncio.ensure_future(rt.feed.latest(STREAM))
+        await asyncio.gather(early, late)
+        assert await _script_calls(redis_client) - before == 2
+    finally:
+        await rt.stop()

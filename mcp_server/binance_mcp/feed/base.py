@@ -9,6 +9,7 @@ Every read that feeds one answer is a single round trip (a pipeline). Values are
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -116,6 +117,7 @@ class FeedBase:
         cache serves only entries filled under the current one."""
         self._cache: dict[str, tuple[float, int, bytes | None, str | None, str | None]] = {}
         self._gen: dict[str, int] = {}
+        self._reading: dict[str, tuple[tuple[int, int], asyncio.Future[Any]]] = {}  # reads under way, by stream
         self.decoded: dict[str, Any] = {}  # latest values decoded once per stored value (feed.latest)
 
     def invalidate(self, streams: Iterable[str]) -> None:
@@ -130,17 +132,35 @@ class FeedBase:
         most ``LATEST_CACHE_S`` ago with no update announced since (only while the updates channel is
         subscribed; an answer's age is computed from the value's receive time either way)."""
         epoch = self.cache_epoch()
-        if epoch:
-            hit = self._cache.get(stream)
-            if hit is not None and hit[1] == epoch and time.monotonic() - hit[0] < LATEST_CACHE_S:
-                return hit[2], hit[3], hit[4]
+        if not epoch:  # no announcements to go by: every caller reads
+            return await self._read_latest_and_state(stream)
+        hit = self._cache.get(stream)
+        if hit is not None and hit[1] == epoch and time.monotonic() - hit[0] < LATEST_CACHE_S:
+            return hit[2], hit[3], hit[4]
         gen = self._gen.get(stream, 0)
+        pending = self._reading.get(stream)
+        if pending is None or pending[0] != (gen, epoch):  # no read of the current value under way: start one
+            pending = ((gen, epoch), asyncio.ensure_future(self._read_into_cache(stream, gen, epoch)))
+            self._reading[stream] = pending
+            pending[1].add_done_callback(functools.partial(self._read_done, stream, pending))
+        return await asyncio.shield(pending[1])
+
+    async def _read_into_cache(self, stream: str, gen: int, epoch: int) -> tuple[bytes | None, str | None, str | None]:
+        """One read for every caller that missed the cache since the last announcement of ``stream``: concurrent
+        callers share it (one round trip per update instead of one per caller); a caller that comes after a
+        newer announcement starts its own read, so it never gets a value older than what was announced."""
         got = await self._read_latest_and_state(stream)
-        if epoch and self._gen.get(stream, 0) == gen and self.cache_epoch() == epoch:  # nothing announced meanwhile
+        if self._gen.get(stream, 0) == gen and self.cache_epoch() == epoch:  # nothing announced meanwhile
             if len(self._cache) >= LATEST_CACHE_MAX:
                 self._cache.clear()
             self._cache[stream] = (time.monotonic(), epoch, *got)
         return got
+
+    def _read_done(self, stream: str, pending: tuple[tuple[int, int], asyncio.Future[Any]], _: object) -> None:
+        if self._reading.get(stream) is pending:
+            del self._reading[stream]
+        if not pending[1].cancelled():
+            pending[1].exception()  # retrieved: every caller that waited has it raised already
 
     async def _read_latest_and_state(self, stream: str) -> tuple[bytes | None, str | None, str | None]:
         keys = [self.keys.latest(stream), self.keys.status(stream)]
