@@ -74,7 +74,7 @@ class WsConnection(WSListener):  # type: ignore[misc]
         self.closed = asyncio.Event()
         self.close_reason: str = ""
         self._ids = itertools.count(1)
-        self._acks: dict[int, asyncio.Future[str | None]] = {}
+        self._acks: dict[int, asyncio.Future[tuple[str | None, Any]]] = {}
         self._control = SlidingWindow(CONTROL_PER_S, 1.0)
         self._control_lock = asyncio.Lock()
         self._fragments: list[bytes] | None = None
@@ -123,20 +123,22 @@ class WsConnection(WSListener):  # type: ignore[misc]
         self.close_reason = self.close_reason or reason
         for fut in self._acks.values():
             if not fut.done():
-                fut.set_result(f"connection closed: {self.close_reason}")
+                fut.set_result((f"connection closed: {self.close_reason}", None))
         self._acks.clear()
         self.closed.set()
 
     # --- control -------------------------------------------------------------------------------------
-    async def _send_control(self, method: str, params: list[str] | None) -> str | None:
+    async def _send_control(self, method: str, params: list[str] | None,
+                            timeout: float = ACK_TIMEOUT_S) -> tuple[str | None, Any]:
+        """(error or None, the answer's ``result``)."""
         assert self.transport is not None
         async with self._control_lock:
             while (d := self._control.delay(time.monotonic())) > 0:
                 await asyncio.sleep(d)
             if self.closed.is_set():
-                return f"connection closed: {self.close_reason}"
+                return f"connection closed: {self.close_reason}", None
             rid = next(self._ids)
-            fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+            fut: asyncio.Future[tuple[str | None, Any]] = asyncio.get_running_loop().create_future()
             self._acks[rid] = fut
             msg: dict[str, Any] = {"method": method, "id": rid}
             if params is not None:
@@ -145,17 +147,24 @@ class WsConnection(WSListener):  # type: ignore[misc]
             self.control_sent += 1
             self.transport.send(_TEXT, orjson.dumps(msg))
         try:
-            return await asyncio.wait_for(fut, ACK_TIMEOUT_S)
+            return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
-            return f"no answer to {method} within {ACK_TIMEOUT_S:.0f} s"
+            return f"no answer to {method} within {timeout:g} s", None
         finally:
             self._acks.pop(rid, None)
+
+    async def list_subscriptions(self, timeout: float = ACK_TIMEOUT_S) -> set[str] | None:
+        """The streams Binance says this connection carries (``LIST_SUBSCRIPTIONS``); None without an answer."""
+        err, result = await self._send_control("LIST_SUBSCRIPTIONS", None, timeout)
+        if err or not isinstance(result, list):
+            return None
+        return {x for x in result if isinstance(x, str)}
 
     async def subscribe(self, streams: list[str]) -> None:
         """Subscribe in batches; raises SubscribeError naming the streams of a refused batch."""
         for i in range(0, len(streams), SUBSCRIBE_BATCH):
             chunk = streams[i:i + SUBSCRIBE_BATCH]
-            err = await self._send_control("SUBSCRIBE", chunk)
+            err, _ = await self._send_control("SUBSCRIBE", chunk)
             if err:
                 raise SubscribeError(chunk, err)
             self.streams.update(chunk)
@@ -163,7 +172,7 @@ class WsConnection(WSListener):  # type: ignore[misc]
     async def unsubscribe(self, streams: list[str]) -> None:
         self.streams.difference_update(streams)
         for i in range(0, len(streams), SUBSCRIBE_BATCH):
-            err = await self._send_control("UNSUBSCRIBE", streams[i:i + SUBSCRIBE_BATCH])
+            err, _ = await self._send_control("UNSUBSCRIBE", streams[i:i + SUBSCRIBE_BATCH])
             if err:
                 log.warning("conn %d: UNSUBSCRIBE refused: %s", self.id, err)
 
@@ -243,7 +252,7 @@ class WsConnection(WSListener):  # type: ignore[misc]
             rid, err = reply
             fut = self._acks.get(rid) if isinstance(rid, int) else None
             if fut is not None and not fut.done():
-                fut.set_result(err)
+                fut.set_result((err, obj.get("result")))
             return
         if is_server_shutdown(None, obj):
             self._shutdown()

@@ -9,7 +9,11 @@
   same streams, switches when the replacement delivers data (or after a bound), then closes the old one.
   Both connections feed the daemon meanwhile; the per-stream sequencers drop the overlap's duplicates.
 * Watchdog: a connection with subscribed streams that delivered nothing for ``stale_after_s`` is aborted
-  and reconnected (separate from pings, which only prove the socket is alive).
+  and reconnected (separate from pings, which only prove the socket is alive), unless every stream on it
+  may be quiet (``may_be_quiet``: trades, diff books, bookTicker on a calm pair) and Binance, asked with
+  ``LIST_SUBSCRIPTIONS``, answers in time and still lists every one of them: then it is a calm market, not a
+  dead connection, and reconnecting (then catching up and resyncing books) every minute would only cost
+  weight. The question is asked again after each further ``stale_after_s`` of silence.
 * A refused SUBSCRIBE batch never holds other streams back: its names are handed to the :class:`Prober`,
   which finds the refused ones on its own connection (its own control budget), while the slot goes on
   subscribing everything else; the good names of the batch follow as soon as they are known.
@@ -29,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .connection import OnData, SubscribeError, WsConnection
+from .connection import ACK_TIMEOUT_S, OnData, SubscribeError, WsConnection
 from .limits import Backoff, SlidingWindow
 from .prober import Prober
 
@@ -51,6 +55,7 @@ class Slot:
     probing: set[str] = field(default_factory=set)  # names of a refused batch the prober is sorting out
     reconnects: int = 0
     rotations: int = 0
+    calm_checks: int = 0  # silent spells Binance confirmed as a calm market (LIST_SUBSCRIPTIONS)
 
 
 class Pool:
@@ -58,8 +63,9 @@ class Pool:
                  max_per_conn: int, lifetime_s: float, stale_after_s: float, max_delay_s: float,
                  proxy: str | None = None, on_malformed: Callable[[WsConnection, bytes | str], None] | None = None,
                  on_lost: OnFailed | None = None, on_error: OnFailed | None = None,
-                 backpressure: Any = None) -> None:
+                 backpressure: Any = None, may_be_quiet: Callable[[str], bool] | None = None) -> None:
         self.ws_url = ws_url
+        self.may_be_quiet = may_be_quiet  # a stream (as this pool names it) Binance sends only on events
         self.on_data = on_data
         self.on_failed = on_failed
         self.on_live = on_live
@@ -247,6 +253,7 @@ class Pool:
 
     async def _supervise(self, slot: Slot, conn: WsConnection) -> None:
         """Watch one live connection until it dies; handle stream changes, rotation and staleness."""
+        proven = 0.0  # when Binance last said this quiet connection still carries its streams
         while not self._closing:
             slot.wake.clear()
             try:
@@ -264,12 +271,29 @@ class Pool:
                 slot.rotate = False
                 if await self._rotate(slot, conn):
                     return
-            if conn.streams and time.monotonic() - conn.last_data > self.stale_after_s:
+            if conn.streams and time.monotonic() - max(conn.last_data, proven) > self.stale_after_s:
+                if await self._calm_not_dead(slot, conn):
+                    proven = time.monotonic()
+                    continue
                 log.warning("slot %d: no data for %.0f s on conn %d; reconnecting", slot.id,
                             self.stale_after_s, conn.id)
                 conn.abort("stale")
                 await conn.close("stale")
                 return
+
+    async def _calm_not_dead(self, slot: Slot, conn: WsConnection) -> bool:
+        """True when every stream of the silent ``conn`` may be quiet and Binance answers, in time, that the
+        connection still carries all of them."""
+        if self.may_be_quiet is None or not all(self.may_be_quiet(s) for s in conn.streams):
+            return False
+        listed = await conn.list_subscriptions(timeout=min(ACK_TIMEOUT_S, self.stale_after_s))
+        if listed is None:
+            return False
+        if missing := conn.streams - listed:
+            log.warning("slot %d: Binance no longer lists %s on conn %d", slot.id, sorted(missing)[:5], conn.id)
+            return False
+        slot.calm_checks += 1
+        return True
 
     async def _rotate(self, slot: Slot, old: WsConnection) -> bool:
         """Open a replacement with the same streams; switch once it delivers. True when switched."""

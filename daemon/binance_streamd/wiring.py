@@ -10,6 +10,7 @@ from typing import Any
 from binance_common.keys import Keys
 from binance_common.rest import BinanceRest
 from binance_common.settings import Settings
+from binance_common.streams import StreamNameError, parse_stream
 from binance_common.weights import futures_request_weight
 
 from .futures_book import FUTURES_BOOK_PREFIX
@@ -73,7 +74,16 @@ def routes(settings: Settings, on_data: Callable[..., None], on_failed: Callable
                 on_error([prefix + x for x in streams], reason)
         return Pool(url, data, failed, live, max_per_conn=max_per_conn, lifetime_s=s.connection_lifetime_s,
                     stale_after_s=s.stale_after_s, max_delay_s=s.reconnect_max_delay_s, proxy=s.ws_proxy or s.proxy,
-                    on_malformed=on_malformed, on_lost=lost, on_error=error, backpressure=backpressure)
+                    on_malformed=on_malformed, on_lost=lost, on_error=error, backpressure=backpressure,
+                    may_be_quiet=lambda name: _event_driven(prefix + name))
 
     return Routes(s.ws_base_url, s.futures_ws_base_url, make, spot_max=s.max_streams_per_connection,
                   futures_max=s.futures_max_streams_per_connection, silence_s=s.futures_silence_s)
+
+
+def _event_driven(name: str) -> bool:
+    """Whether Binance sends the feed's stream ``name`` only on events (its silence can be a calm market)."""
+    try:
+        return parse_stream(name).event_driven
+    except StreamNameError:
+        return False

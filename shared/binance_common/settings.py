@@ -140,7 +140,8 @@ class Settings(BaseSettings):
         23 * 3600.0, gt=0, description="Rotate a connection after this long (Binance closes at 24 h)."
     )
     stale_after_s: float = Field(
-        60.0, gt=0, description="Watchdog: reconnect a connection whose live streams sent nothing this long."
+        60.0, gt=0, description="Watchdog: reconnect a connection whose live streams sent nothing this long "
+        "(unless they all are event-only streams Binance still lists: a calm market)."
     )
     reconnect_max_delay_s: float = Field(30.0, gt=0)
     heartbeat_ttl_s: float = Field(15.0, gt=0)

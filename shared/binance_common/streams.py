@@ -57,6 +57,8 @@ FUTURES_PREFIX = "um:"
 """USD-M futures streams are named ``um:<Binance name>`` here, so spot and futures never share a key
 (``btcusdt@aggTrade`` exists on both)."""
 FUTURES_KLINE_INTERVALS = tuple(i for i in KLINE_INTERVALS if i != "1s")
+EVENT_DRIVEN_KINDS = frozenset({StreamKind.TRADE, StreamKind.AGG_TRADE, StreamKind.DEPTH, StreamKind.BOOK_TICKER,
+                                StreamKind.FORCE_ORDER})
 FUTURES_PUBLIC_KINDS = frozenset({StreamKind.DEPTH, StreamKind.PARTIAL_DEPTH, StreamKind.BOOK_TICKER})
 """Futures streams Binance serves on ``/public`` (high-frequency book data); every other kind is on ``/market``.
 A stream subscribed on the wrong path is acknowledged and then silent."""
@@ -109,6 +111,13 @@ class StreamSpec:
         if self.venue != "um":
             return None
         return "public" if self.kind in FUTURES_PUBLIC_KINDS else "market"
+
+    @property
+    def event_driven(self) -> bool:
+        """Whether Binance sends it only when something happens (a trade, a book change, a liquidation), so that
+        minutes of silence can be a calm market. The rest are pushed on a timer (klines, tickers, average price,
+        mark price, partial books): their silence is a broken connection."""
+        return self.kind in EVENT_DRIVEN_KINDS
 
     @property
     def sequenced(self) -> bool:

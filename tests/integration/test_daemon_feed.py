@@ -183,6 +183,72 @@ async def test_watchdog_reconnects_a_stalled_connection(sim, redis_server, redis
         await d.stop()
 
 
+async def test_a_calm_pair_keeps_its_connection_and_loses_nothing(sim, redis_server, redis_client, keys) -> None:
+    """Trades and a diff book of a pair that stops trading: Binance still lists both streams when asked, so the
+    connection stays (no reconnect, no catch-up, no book resync every ``stale_after_s``); when the pair trades
+    again every id follows the last one."""
+    streams = ["bnbbtc@trade", "bnbbtc@depth@100ms"]
+    s = make_settings(sim, redis_server.url, keys.namespace, streams=streams, stale_after_s=0.5)
+    d = await StreamDaemon(s).start()
+    try:
+        await wait_until(lambda: trade_ids(redis_client, keys, "bnbbtc@trade"), what="first trades")
+        await wait_until(lambda: redis_client.exists(keys.book("BNBBTC")), what="the local book")
+        sim.faults.quiet("BNBBTC")
+        opened, rest_calls = sim.stats["connections_opened"], sim.stats.get("rest_requests", 0)
+        slots = d.pool.slots  # type: ignore[union-attr]
+        await wait_until(lambda: sum(x.calm_checks for x in slots) >= 4, timeout=15, what="four calm checks")
+        assert sim.stats["connections_opened"] == opened
+        assert sim.stats.get("rest_requests", 0) == rest_calls  # no catch-up, no snapshot
+        last = max(await trade_ids(redis_client, keys, "bnbbtc@trade"))
+        sim.faults.unquiet("BNBBTC")
+        sim.faults.burst("BNBBTC", 5)
+        await wait_until(lambda: _newer(redis_client, keys, last + 5), what="trades after the calm")
+        ids = await trade_ids(redis_client, keys, "bnbbtc@trade")
+        assert ids == list(range(ids[0], ids[-1] + 1))
+        assert (await status(redis_client, keys, "bnbbtc@trade")).get("gaps_found", "0") == "0"
+    finally:
+        await d.stop()
+
+
+async def test_a_silent_timer_stream_still_means_a_dead_connection(sim, redis_server, redis_client, keys) -> None:
+    """A kline stream is pushed on a timer, trades or not: a connection carrying one is replaced when silent,
+    whatever LIST_SUBSCRIPTIONS would say (this simulator sends klines only on trades, like a stalled feed)."""
+    s = make_settings(sim, redis_server.url, keys.namespace, streams=["bnbbtc@trade", "bnbbtc@kline_1m"],
+                      stale_after_s=0.5)
+    d = await StreamDaemon(s).start()
+    try:
+        await wait_until(lambda: redis_client.exists(keys.latest("bnbbtc@kline_1m")), what="a kline")
+        sim.faults.quiet("BNBBTC")
+        opened = sim.stats["connections_opened"]
+        await wait_until(lambda: sim.stats["connections_opened"] > opened, timeout=10, what="watchdog reconnect")
+        assert sum(x.calm_checks for x in d.pool.slots) == 0  # type: ignore[union-attr]
+    finally:
+        await d.stop()
+
+
+async def test_a_stream_binance_stops_serving_is_resubscribed(sim, redis_server, redis_client, keys) -> None:
+    """Binance drops a subscription without a word: the silent connection is asked, the answer lacks the
+    stream, so the connection is replaced and the stream flows again."""
+    s = make_settings(sim, redis_server.url, keys.namespace, streams=["bnbbtc@trade"], stale_after_s=0.5)
+    d = await StreamDaemon(s).start()
+    try:
+        await wait_until(lambda: trade_ids(redis_client, keys, "bnbbtc@trade"), what="first trades")
+        opened = sim.stats["connections_opened"]
+        assert sim.faults.forget_subscriptions("bnbbtc@trade") == 1
+        await wait_until(lambda: sim.stats["connections_opened"] > opened, timeout=10, what="a new connection")
+        last = max(await trade_ids(redis_client, keys, "bnbbtc@trade"))
+        await wait_until(lambda: _newer(redis_client, keys, last + 3), what="trades on the new connection")
+        ids = await trade_ids(redis_client, keys, "bnbbtc@trade")
+        assert ids == list(range(ids[0], ids[-1] + 1))  # what was missed meanwhile was caught up
+    finally:
+        await d.stop()
+
+
+async def _newer(r: aioredis.Redis, keys: Keys, trade_id: int) -> bool:
+    ids = await trade_ids(r, keys, "bnbbtc@trade")
+    return bool(ids) and ids[-1] >= trade_id
+
+
 async def test_no_hot_loop_when_the_server_closes_right_after_open(redis_server, keys) -> None:
     async with BinanceSim(SimConfig(symbols=["BTCUSDT"], rate=10.0, connection_lifetime=0.05)) as sim:
         s = make_settings(sim, redis_server.url, keys.namespace, streams=["btcusdt@trade"],

@@ -311,3 +311,12 @@ def test_depth_round_trip(symbol: str, levels: int | None, speed_ms: int | None)
     assert spec.kind == (StreamKind.DEPTH if levels is None else StreamKind.PARTIAL_DEPTH)
     assert (spec.levels, spec.speed_ms) == (levels, speed_ms or 1000)
     assert name.endswith("@100ms") == (speed_ms == 100)
+
+
+def test_event_driven_streams_are_the_ones_a_calm_market_silences() -> None:
+    quiet = ["btcusdt@trade", "btcusdt@aggTrade", "btcusdt@depth", "btcusdt@depth@100ms", "btcusdt@bookTicker",
+             "um:btcusdt@forceOrder", "um:btcusdt@aggTrade", "um:btcusdt@depth@500ms"]
+    timed = ["btcusdt@kline_1m", "btcusdt@miniTicker", "btcusdt@ticker", "btcusdt@ticker_1h", "btcusdt@avgPrice",
+             "btcusdt@depth5", "!miniTicker@arr", "um:btcusdt@markPrice@1s", "um:btcusdt@depth5@100ms"]
+    assert [n for n in quiet if not parse_stream(n).event_driven] == []
+    assert [n for n in timed if parse_stream(n).event_driven] == []

@@ -15,7 +15,7 @@ class Faults:
     ACTIONS = ("drop_connections", "close_connections", "stall", "malformed", "drop_trades", "skip_ids",
                "drop_depth", "server_shutdown", "rest_fault", "reject_handshakes_next", "pause", "resume",
                "quiet", "unquiet", "burst", "clear", "stats", "subscriptions", "drop_ws_api",
-               "terminate_user_streams", "drop_futures_depth")
+               "terminate_user_streams", "drop_futures_depth", "forget_subscriptions")
 
     def __init__(self, sim: BinanceSim) -> None:
         self.sim = sim
@@ -114,6 +114,16 @@ class Faults:
             if close:
                 await c.ws.close(1001, "Server shutdown")
             n += 1
+        return n
+
+    def forget_subscriptions(self, stream: str) -> int:
+        """Binance silently stops serving ``stream`` on every connection that has it (the connection stays open,
+        other streams go on, ``LIST_SUBSCRIPTIONS`` no longer lists it). Returns how many connections."""
+        n = 0
+        for c in list(self.sim.connections):
+            if stream in c.streams:
+                c._remove(stream)
+                n += 1
         return n
 
     def quiet(self, symbol: str) -> None:
