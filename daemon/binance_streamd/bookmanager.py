@@ -142,6 +142,7 @@ class BookManager:
         sync = self._syncs.get(sym)
         if sync is None or self._closed:
             return
+        sync.resumed()
         if sync.state == "syncing" and not sync.buffer:
             if sync.request_snapshot().fetch_snapshot:
                 self._start_fetch(sym)

@@ -186,6 +186,7 @@ class BookSync:
         self.book = self.book_class(self.symbol)
         self.state: Literal["syncing", "verifying", "live"] = "syncing"
         self.snapshot_requested = False
+        self.down = False  # the diff stream's connection is lost and not acknowledged again yet
         self.buffer: deque[tuple[dict[str, Any], int | None]] = deque()
         self.last_recv_ms: int | None = None  # receive time of the newest diff applied to the live book
         self.gaps = 0
@@ -244,12 +245,18 @@ class BookSync:
         return _CHANGED
 
     def suspend(self) -> SyncResult:
-        """The connection carrying this symbol's diffs was lost: a live book must prove continuity again.
-        ``changed`` when a live book stopped being usable."""
+        """The connection carrying this symbol's diffs was lost: a live book must prove continuity again, and
+        until :meth:`resumed` no snapshot makes a book live (nothing would keep it current). ``changed`` when
+        a live book stopped being usable."""
+        self.down = True
         if self.state != "live":
             return _NOTHING
         self.state = "verifying"
         return _CHANGED
+
+    def resumed(self) -> None:
+        """The diff stream is acknowledged again (diffs flow): a snapshot or a diff may prove the book."""
+        self.down = False
 
     def request_snapshot(self) -> SyncResult:
         """Ask for a snapshot without waiting for a diff (a quiet symbol after a (re)subscription)."""
@@ -326,8 +333,11 @@ class BookSync:
             return SyncResult(gap=True)
         buf.clear()
         self.book = book
-        self.state = "live"
         self.last_recv_ms = recv
+        if self.down:  # built while no diff can arrive: the new connection's first diff (or a snapshot) proves it
+            self.state = "verifying"
+            return _NOTHING
+        self.state = "live"
         return _CHANGED
 
     # --- continuity rules (spot): does a diff continue prev_u; is a snapshot older than the first buffered

@@ -205,6 +205,7 @@ def test_a_malformed_first_diff_after_the_reconnect_resyncs() -> None:
 def test_a_quiet_book_is_proved_or_replaced_by_a_snapshot() -> None:
     s = live(10)
     s.suspend()
+    s.resumed()  # the depth stream is acknowledged again (the manager's subscribed())
     assert s.request_snapshot() == SyncResult(fetch_snapshot=True)
     res = s.on_snapshot(9, SNAP_B, SNAP_A)  # lagging REST: proves nothing, ask again
     assert res == SyncResult(fetch_snapshot=True) and s.state == "verifying" and s.stale_snapshots == 1
@@ -212,9 +213,27 @@ def test_a_quiet_book_is_proved_or_replaced_by_a_snapshot() -> None:
     res = s.on_snapshot(10, [["1", "1"]], [["2", "2"]])  # the same update id: current; replaced
     assert res == SyncResult(changed=True) and s.state == "live" and s.book.top() == ([["1", "1"]], [["2", "2"]])
     s.suspend()
+    s.resumed()
     s.request_snapshot()
     assert s.on_snapshot(20, [["3", "1"]], []) == SyncResult(changed=True)  # missed updates: the snapshot wins
     assert s.state == "live" and s.book.last_update_id == 20 and s.last_recv_ms is None
+
+
+def test_a_snapshot_that_lands_while_the_stream_is_down_does_not_make_a_live_book() -> None:
+    """A resync's snapshot arriving after the connection dropped: nothing keeps that book current, so it
+    waits (verifying) for the new connection's first diff to prove it, or shows the gap."""
+    s = BookSync("BTCUSDT")
+    assert s.on_diff(diff(11, 12), 1).fetch_snapshot  # syncing, snapshot asked
+    s.suspend()  # the connection drops before the snapshot comes
+    assert s.on_snapshot(12, SNAP_B, SNAP_A) == SyncResult() and s.state == "verifying"
+    s.resumed()
+    assert s.on_diff(diff(13, 14), 2) == SyncResult(changed=True) and s.state == "live"  # continuous: proved
+    s.suspend()
+    s.request_snapshot()
+    assert s.on_snapshot(30, SNAP_B, SNAP_A) == SyncResult() and s.state == "verifying"  # kept book, still down
+    s.resumed()
+    res = s.on_diff(diff(40, 41), 3)  # the first diff after the outage skips 31..39: a gap, not a live book
+    assert res.gap and s.state == "syncing"
 
 
 def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
