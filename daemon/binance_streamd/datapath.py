@@ -285,7 +285,10 @@ class DataPath:
                     records = await plan_fill(self._source(st), last_id=st.seq.last_id,
                                               start_ms=st.first_ack or None, until_id=until, max_ids=self.max_ids)
                 except BinanceError as e:  # retryable (5xx, transport): try again, still holding
-                    st.fill_wanted, st.fill_until = True, until
+                    if st.fill_wanted:  # asked again meanwhile (a drop: up to the present): cover both asks
+                        st.fill_until = None if until is None or st.fill_until is None else max(until, st.fill_until)
+                    else:
+                        st.fill_wanted, st.fill_until = True, until
                     st.reason = f"catch-up failed, retrying: {e}"
                     delay = FILL_RETRY_S[min(attempt, len(FILL_RETRY_S) - 1)]
                     attempt += 1

@@ -1,0 +1,75 @@
+"""Trade catch-ups under faults that overlap: a failing REST fill across a drop, a failed resume, Redis
+failing under the writer. Every id once, in order, or an explicit gap entry; real redis-server, the simulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from binance_common.feedstore import GapEntry, decode_history, entry_last_id
+from binance_common.keys import Keys
+from binance_streamd.service import StreamDaemon
+from tests.integration.test_continuity import settings_for
+from tests.support.sim import BinanceSim, SimConfig
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+AGG = "btcusdt@aggTrade"
+
+
+async def entries(r: aioredis.Redis, keys: Keys, stream: str) -> list[Any]:
+    return [decode_history(f) for _, f in await r.xrange(keys.history(stream))]
+
+
+async def history_ids(r: aioredis.Redis, keys: Keys, stream: str) -> list[int | None]:
+    field = "a" if stream.endswith("@aggTrade") else "t"
+    return [entry_last_id(e, field) for e in await entries(r, keys, stream)]
+
+
+async def holes(r: aioredis.Redis, keys: Keys, stream: str) -> list[str]:
+    """Duplicates, ids out of order and holes no gap entry accounts for."""
+    rows = await entries(r, keys, stream)
+    ids = await history_ids(r, keys, stream)
+    out: list[str] = []
+    prev: int | None = None
+    for e, x in zip(rows, ids, strict=True):
+        if isinstance(e, GapEntry):
+            prev = e.to_id
+            continue
+        assert x is not None
+        if prev is not None and x <= prev:
+            out.append(f"repeat or out of order {x} after {prev}")
+        elif prev is not None and x > prev + 1:
+            out.append(f"silent hole {prev + 1}..{x - 1}")
+        prev = x if prev is None else max(prev, x)
+    return out
+
+
+async def has_id(r: aioredis.Redis, keys: Keys, stream: str, i: int) -> bool:
+    return i in await history_ids(r, keys, stream)
+
+
+async def test_a_failing_gap_fill_across_a_drop_still_catches_up_to_the_present(
+        redis_server, redis_client, keys) -> None:
+    """A live gap starts a bounded fill; its REST call is slow and fails while the connection drops and the
+    quiet pair trades. The retry covers the drop too (not only the first gap's bound)."""
+    async with BinanceSim(SimConfig(symbols=["BTCUSDT"], rate=40.0)) as sim:
+        d = await StreamDaemon(settings_for(sim, redis_server.url, keys.namespace, streams=[AGG])).start()
+        m = sim.market("BTCUSDT")
+        try:
+            await wait_until(lambda: has_id(redis_client, keys, AGG, m.agg_id), timeout=15, what="live")
+            st = d.states[AGG]
+            sim.faults.rest_fault(status=500, count=1, path="aggTrades", delay=1.5)  # slow, then a 500
+            sim.faults.drop_trades("BTCUSDT", 3)  # a live gap: a fill bounded at the gap
+            await wait_until(lambda: st.fill_task is not None and not st.fill_task.done(), what="the gap fill")
+            sim.faults.quiet("BTCUSDT")
+            sim.faults.drop_connections()  # the drop asks for a catch-up to the present
+            sim.faults.burst("BTCUSDT", 10)  # trades nobody receives, then none
+            burst_last = m.agg_id
+            await wait_until(lambda: has_id(redis_client, keys, AGG, burst_last), timeout=15,
+                             what="the drop's trades caught up")
+            assert await holes(redis_client, keys, AGG) == []
+        finally:
+            await d.stop()
