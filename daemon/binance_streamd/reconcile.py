@@ -187,8 +187,14 @@ class Reconciler:
         try:
             await self.datapath.resume(self.r, self.keys, fresh)
         except (RedisError, OSError) as e:
-            log.warning("could not read where %d streams stopped (%s); their catch-up starts at the ack",
-                        len(fresh), e)
+            # A trade stream subscribed without its position would start a new history at the ack and skip
+            # what was traded since the last id in Redis: it waits for the next pass instead.
+            waiting = [st for st in fresh if st.trades]
+            log.warning("could not read where %d trade streams stopped (%s); subscribing them on the next pass",
+                        len(waiting), e)
+            for st in waiting:
+                if self.states.get(st.name) is st:
+                    del self.states[st.name]
         self.pool.add([st.name for st in fresh if self.states.get(st.name) is st])
 
     async def _drop(self, wanted: set[str]) -> None:

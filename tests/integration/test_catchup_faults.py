@@ -73,3 +73,32 @@ async def test_a_failing_gap_fill_across_a_drop_still_catches_up_to_the_present(
             assert await holes(redis_client, keys, AGG) == []
         finally:
             await d.stop()
+
+
+async def test_a_restart_that_cannot_read_where_a_stream_stopped_waits_instead_of_skipping(
+        redis_server, redis_client, keys) -> None:
+    """The daemon restarts while Redis refuses the read of where the history ends (here: an ACL that denies
+    XREVRANGE): the trade stream is not subscribed from scratch (which would skip the downtime's trades); it is
+    subscribed on a later pass, resumed from Redis, and the downtime is caught up."""
+    async with BinanceSim(SimConfig(symbols=["BTCUSDT"], rate=40.0)) as sim:
+        s = settings_for(sim, redis_server.url, keys.namespace, streams=[AGG, "btcusdt@bookTicker"])
+        m = sim.market("BTCUSDT")
+        d = await StreamDaemon(s).start()
+        await wait_until(lambda: has_id(redis_client, keys, AGG, m.agg_id), timeout=15, what="live")
+        await d.stop()
+        down_from = m.agg_id
+        await wait_until(lambda: m.agg_id > down_from + 40, what="trades while no daemon runs")
+        await redis_client.delete(keys.latest("btcusdt@bookTicker"))
+        await redis_client.execute_command("ACL", "SETUSER", "default", "-xrevrange")
+        d2 = await StreamDaemon(s).start()
+        try:
+            await wait_until(lambda: redis_client.exists(keys.latest("btcusdt@bookTicker")), what="a pass ran")
+            assert AGG not in d2.states  # not subscribed without its position
+            await redis_client.execute_command("ACL", "SETUSER", "default", "+xrevrange")
+            later = m.agg_id + 20
+            await wait_until(lambda: has_id(redis_client, keys, AGG, later), timeout=20, what="resumed")
+            assert await holes(redis_client, keys, AGG) == []
+            assert down_from + 1 in await history_ids(redis_client, keys, AGG)
+        finally:
+            await redis_client.execute_command("ACL", "SETUSER", "default", "+xrevrange")
+            await d2.stop()
