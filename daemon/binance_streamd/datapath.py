@@ -74,6 +74,7 @@ class Stream(StreamCounters):
     fill_until: int | None = None  # the last id the asked-for fill must reach (None: the present)
     fill_task: asyncio.Task[None] | None = None
     acked: bool = False  # the current connection acknowledged this stream
+    taken_back: int = 0  # times Redis being down made the writer throw its messages away (recovered by a fill)
     fanout: str | None = None  # all-market array streams: the per-symbol stream suffix each element updates
 
     @property
@@ -139,6 +140,33 @@ class DataPath:
                     continue
             if first_ack and (v := int(first_ack)) > 0:
                 st.first_ack = v
+
+    # --- the writer's overflow -------------------------------------------------------------------------
+    def writer_dropped(self, msg: tuple[str, bytes, int, int]) -> bool:
+        """The writer's full buffer (Redis down) threw ``msg`` away. A trade stream goes back to the id before
+        it: its later unsent messages leave the buffer, its live data is held, and once Redis takes writes
+        again a fill recovers the span from REST, so the history stays complete and in order. True when the
+        stream was taken back (other streams lose a latest value or a history entry, counted as dropped)."""
+        stream, payload, _, kind = msg
+        st = self.states.get(stream)
+        if st is None or not st.trades:
+            return False
+        try:
+            obj = orjson.loads(payload)
+            first = obj.get("from") if kind == GAP else obj[TRADE_ID_FIELD[st.kind]]
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            return False
+        self.writer.withdraw(stream)
+        if isinstance(first, int):
+            st.seq.last_id = first - 1
+        st.taken_back += 1
+        if st.held is None:
+            st.held = deque()
+        st.fill_wanted, st.fill_until = True, None
+        st.reason = "Redis did not take writes; its messages are fetched again once it does"
+        if st.acked:
+            self._start_fill(st)
+        return True
 
     # --- connection events ----------------------------------------------------------------------------
     def lost(self, st: Stream, reason: str) -> None:
@@ -279,6 +307,7 @@ class DataPath:
         attempt = 0
         try:
             while st.fill_wanted and st.acked:
+                await self.writer.writable()  # a Redis that is down would only throw the records away
                 st.fill_wanted = False
                 until, st.fill_until = st.fill_until, None
                 try:
@@ -311,7 +340,10 @@ class DataPath:
     def _write_records(self, st: Stream, records: list[Record]) -> int:
         """Write a fill's records through the sequencer; the number of trades written."""
         got = 0
+        taken_back = st.taken_back
         for rec in records:
+            if st.taken_back != taken_back:
+                break  # Redis went down under this fill and the stream was taken back: the next fill redoes it
             if isinstance(rec, GapRecord):
                 self._write_gap(st, rec.from_id, rec.to_id, rec.reason)
                 continue

@@ -198,6 +198,7 @@ class StreamDaemon:
         await self.writer.start()
         self.datapath = DataPath(self.states, self.writer, self.queue, max_ids=s.backfill_max_ids,
                                  futures_queue=self.futures_queue)
+        self.writer.on_dropped = self.datapath.writer_dropped  # an overflow takes a trade stream back, not a hole
         self.books = BookManager(wiring.SnapshotRest(self.queue, self.futures_queue), [], top_n=s.order_book_top_n,
                                  write=self.writer.set_book, snapshot_limit=s.order_book_snapshot_limit)
         self.datapath.book_diff = self.books.on_diff_nowait

@@ -46,6 +46,10 @@ class WriterBase:
         self.strategy = "pipeline"
         self.fence = fence or (lambda: ("", ""))  # (leader key, token) checked by the batch script
         self.on_fenced = on_fenced
+        self.on_dropped: Callable[[Message], bool] | None = None
+        """Told of every message the full buffer throws away (Redis down); True when it took the stream back."""
+        self._ok = asyncio.Event()  # set while Redis takes writes
+        self._ok.set()
         self.fenced = False  # a batch was refused: this daemon no longer leads; nothing more is sent
         self.reconnects = 0
         self._wake = asyncio.Event()
@@ -64,9 +68,13 @@ class WriterBase:
             # (while Redis is up the backlog is bounded by congested(): readers pause at HIGH_WATER, and what one
             # socket read already holds must not be thrown away)
             self.dropped += 1
-            if self._sent >= len(self.pending):
-                return  # everything held is in flight: the newest message is the one lost
-            del self.pending[self._sent]  # the oldest message not yet sent
+            if self._sent >= len(self.pending):  # everything held is in flight: the newest message is the one lost
+                self._lost((stream, payload, recv_ms, kind))
+                return
+            victim = self.pending[self._sent]  # the oldest message not yet sent
+            del self.pending[self._sent]
+            if self._lost(victim) and victim[0] == stream:
+                return  # its stream was taken back from that point on: this newer message is fetched again too
         self.pending.append((stream, payload, recv_ms, kind))
         if len(self.pending) - self._sent >= self.batch_max:
             self._send_now()
@@ -74,6 +82,26 @@ class WriterBase:
             self._busy = True
             self._idle.clear()
             self._wake.set()
+
+    def _lost(self, msg: Message) -> bool:
+        """``on_dropped`` for a message the full buffer threw away; True when its stream was taken back (the
+        data path recovers it from that message on, so its later unsent messages were withdrawn)."""
+        return self.on_dropped is not None and self.on_dropped(msg)
+
+    def withdraw(self, stream: str) -> int:
+        """Remove every unsent message of ``stream`` (its owner recovers them later, in order); how many."""
+        first = self._sent
+        keep = [m for i, m in enumerate(self.pending) if i < first or m[0] != stream]
+        n = len(self.pending) - len(keep)
+        if n:
+            self.pending = deque(keep)
+            self.dropped += n
+        return n
+
+    async def writable(self) -> None:
+        """Return once Redis takes writes (at once while it does): a catch-up waits here instead of filling
+        the buffer of a Redis that is down."""
+        await self._ok.wait()
 
     def _send_now(self) -> None:
         """Send a full batch from inside the data path (the script strategy can; the pipeline one cannot)."""
@@ -140,6 +168,7 @@ class WriterBase:
         if not self.redis_ok:
             log.warning("redis reachable again; writing %d buffered messages", len(self.pending))
         self.redis_ok = True
+        self._ok.set()
         for _ in range(n):
             self.pending.popleft()
         for sym, val in books.items():
@@ -155,6 +184,7 @@ class WriterBase:
         if self.redis_ok:
             log.warning("redis write failed (%s: %s); buffering", type(e).__name__, e)
         self.redis_ok = False
+        self._ok.clear()
         self._drained.set()  # readers keep reading into the bounded buffer
         self.last_error = f"{type(e).__name__}: {e}"
 

@@ -40,15 +40,18 @@ class PipelineStrategy:
                 continue
             await w._linger(loop)
             batch, books = w._take()
+            w._sent = len(batch)  # in flight: an overflow or a withdrawal leaves them alone
             try:
                 await self._write(batch, books)
             except (RedisError, OSError, ConnectionError) as e:
+                w._sent = 0
                 w._failed(e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
             delay = 0.05
             w._last_write = loop.time()
+            w._sent = 0
             w._done(len(batch), books)
 
     async def _write(self, batch: list[Message], books: dict[str, bytes]) -> None:

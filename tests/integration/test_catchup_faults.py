@@ -12,6 +12,7 @@ from binance_common.feedstore import GapEntry, decode_history, entry_last_id
 from binance_common.keys import Keys
 from binance_streamd.service import StreamDaemon
 from tests.integration.test_continuity import settings_for
+from tests.support.redis_server import RedisServer
 from tests.support.sim import BinanceSim, SimConfig
 from tests.support.waiting import wait_until
 
@@ -31,7 +32,8 @@ async def history_ids(r: aioredis.Redis, keys: Keys, stream: str) -> list[int | 
 async def holes(r: aioredis.Redis, keys: Keys, stream: str) -> list[str]:
     """Duplicates, ids out of order and holes no gap entry accounts for."""
     rows = await entries(r, keys, stream)
-    ids = await history_ids(r, keys, stream)
+    field = "a" if stream.endswith("@aggTrade") else "t"
+    ids = [entry_last_id(e, field) for e in rows]
     out: list[str] = []
     prev: int | None = None
     for e, x in zip(rows, ids, strict=True):
@@ -102,3 +104,36 @@ async def test_a_restart_that_cannot_read_where_a_stream_stopped_waits_instead_o
         finally:
             await redis_client.execute_command("ACL", "SETUSER", "default", "+xrevrange")
             await d2.stop()
+
+
+async def test_trades_the_full_buffer_threw_away_while_redis_was_down_are_caught_up(keys) -> None:
+    """Redis dies (its data as of the moment of death is kept) and stays down while 600 messages a second
+    arrive: the writer's buffer (1,000) overflows. The trade streams are taken back to the first message thrown
+    away and caught up from REST once Redis is back: no hole, no repeat."""
+    trade = "btcusdt@trade"
+    with RedisServer() as rs:
+        async with BinanceSim(SimConfig(symbols=["BTCUSDT"], rate=300.0)) as sim:
+            s = settings_for(sim, rs.url, keys.namespace, streams=[trade, AGG], redis_buffer_max=1000)
+            d = await StreamDaemon(s).start()
+            r = aioredis.Redis.from_url(rs.url)
+            m = sim.market("BTCUSDT")
+            try:
+                await wait_until(lambda: has_id(r, keys, trade, m.trade_id), timeout=15, what="live")
+                await r.execute_command("CLIENT", "PAUSE", "20000", "WRITE")  # nothing more lands ...
+                await r.save()  # ... so what is saved is everything Redis took
+                assert rs.proc is not None
+                rs.proc.kill()
+                rs.proc.wait()
+                await wait_until(lambda: d.writer.dropped > 500, timeout=30, what="the buffer overflowing")
+                rs.start()  # same port and directory: the saved data comes back
+                await r.aclose()
+                r = aioredis.Redis.from_url(rs.url)
+                later = m.trade_id + 50
+                await wait_until(lambda: has_id(r, keys, trade, later), timeout=30, what="writing again")
+                await wait_until(lambda: has_id(r, keys, AGG, m.agg_id), timeout=30, what="aggTrades too")
+                assert d.states[trade].taken_back >= 1
+                assert await holes(r, keys, trade) == []
+                assert await holes(r, keys, AGG) == []
+            finally:
+                await d.stop()
+                await r.aclose()

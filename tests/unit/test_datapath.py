@@ -23,6 +23,9 @@ class FakeWriter:
     def add(self, stream: str, payload: bytes, recv_ms: int, kind: int = LIVE) -> None:
         self.rows.append((stream, orjson.loads(payload), kind))
 
+    async def writable(self) -> None:
+        return None  # this writer always takes writes
+
     def ids(self, stream: str) -> list[int]:
         out = []
         for s, p, kind in self.rows:
