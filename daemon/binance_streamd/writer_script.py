@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -29,16 +30,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("binance_streamd.writer")
 
-# ARGV: maxlen, n_groups, n_latest, channel, updates, leader key, fencing token ('' = unfenced), then
-# n_groups x (hist key, kind flag, entries), then n_latest x (key, value). ``entries`` packs a group's
-# messages as "<recv ms>\n<payload>" joined by \x1e (JSON text never contains a raw newline or \x1e): one
-# argument per stream instead of four per message, which is what the client-side cost of a batch is made of
-# (redis-py encodes every argument). Kind flags: 0 live data, 1 data from REST, 2 gap entries.
+# ARGV: maxlen, n_groups, n_latest, channel, updates, leader key, fencing token ('' = unfenced), mark key,
+# writer id, batch number, then n_groups x (hist key, kind flag, entries), then n_latest x (key, value).
+# ``entries`` packs a group's messages as "<recv ms>\n<payload>" joined by \x1e (JSON text never contains a raw
+# newline or \x1e): one argument per stream instead of four per message, which is what the client-side cost of
+# a batch is made of (redis-py encodes every argument). Kind flags: 0 live data, 1 data from REST, 2 gap
+# entries. The mark (``daemon:writer`` = "<writer id> <batch number>") makes a batch count once: a batch
+# resent after its reply was lost (the connection dropped after Redis ran it) finds its number there and
+# returns -1 without writing again.
 BATCH_LUA = fence_check(6) + r"""
+local mark = redis.call('GET', ARGV[8])
+if mark then
+  local sp = string.find(mark, ' ', 1, true)
+  if sp and string.sub(mark, 1, sp - 1) == ARGV[9] and tonumber(string.sub(mark, sp + 1)) >= tonumber(ARGV[10]) then
+    return -1
+  end
+end
+redis.call('SET', ARGV[8], ARGV[9] .. ' ' .. ARGV[10])
 local maxlen = ARGV[1]
 local ng = tonumber(ARGV[2])
 local nl = tonumber(ARGV[3])
-local i = 8
+local i = 11
 local n = 0
 for _ = 1, ng do
   local key, flag, blob = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -88,12 +100,16 @@ class ScriptStrategy:
     def __init__(self, w: WriterBase, sha: str) -> None:
         self.w = w
         self._sha = sha
-        self._inflight: deque[tuple[int, dict[str, bytes]]] = deque()  # (messages, books) per batch sent
+        self._inflight: deque[tuple[int, dict[str, bytes], int]] = deque()  # (messages, books, number) per batch
+        self._resend: deque[tuple[int, int]] = deque()  # (messages, number) of batches to send again, as they were
+        self._wid = uuid.uuid4().hex[:12]  # this writer's batches in the mark
+        self._no = 0  # number of the last new batch
         self._conn: Any = None  # the dedicated connection
         self._has_inflight = asyncio.Event()
         self._hist_bulk: dict[str, bytes] = {}  # stream -> RESP bulk string of its history key
         self._latest_bulk: dict[str, bytes] = {}
         self._channel_bulk = _bulk(w.keys.updates_channel.encode())
+        self._mark_bulk = _bulk(w.keys.writer_mark.encode())
 
     @staticmethod
     async def load(redis: Any) -> str:
@@ -103,6 +119,20 @@ class ScriptStrategy:
 
     def forget_inflight(self) -> None:
         self._inflight.clear()
+        self._resend.clear()
+
+    def _next_batch(self) -> tuple[list[Message], dict[str, bytes], int]:
+        """A batch to send: first any batch that must go again exactly as it went (same messages, same number:
+        the mark then tells Redis whether it ran already), else the next unsent messages under a new number."""
+        w = self.w
+        if self._resend:
+            n, no = self._resend.popleft()
+            start = sum(x[0] for x in self._inflight)  # the resent batches go in order, right after these
+            return [w.pending[i] for i in range(start, start + n)], {}, no
+        batch, books = w._take()
+        w._sent += len(batch)
+        self._no += 1
+        return batch, books, self._no
 
     def send_now(self) -> None:
         """Send a full batch from inside the data path, without waiting for the writer's turn.
@@ -115,12 +145,11 @@ class ScriptStrategy:
         conn = self._conn
         writer = stream_writer(conn)
         if (writer is None or len(self._inflight) >= self.MAX_INFLIGHT or not w.redis_ok or w.fenced
-                or not conn.is_connected or writer.is_closing()):
+                or not conn.is_connected or writer.is_closing() or self._resend):
             return
-        batch, books = w._take()
-        command = self._pack(batch, books)
-        w._sent += len(batch)
-        self._inflight.append((len(batch), books))
+        batch, books, no = self._next_batch()
+        command = self._pack(batch, books, no)
+        self._inflight.append((len(batch), books, no))
         self._has_inflight.set()
         writer.write(command)
         w._wake.set()
@@ -138,7 +167,7 @@ class ScriptStrategy:
                 inflight = len(self._inflight)
                 # send while fewer than MAX_INFLIGHT batches are out: under load the next batch is packed
                 # while Redis runs the previous one, and each batch holds what arrived meanwhile
-                if (not w.fenced and (w._unsent() or (w.books and not inflight))
+                if (not w.fenced and (self._resend or w._unsent() or (w.books and not inflight))
                         and inflight < self.MAX_INFLIGHT):
                     await w._linger(loop)
                     await self._send_batch()
@@ -151,9 +180,10 @@ class ScriptStrategy:
                 replies.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await replies
-                # whatever was in flight is resent (at least once); a dead or confused connection is replaced
+                # whatever was in flight is sent again as it was (the mark skips a batch Redis ran already); a
+                # dead or confused connection is replaced
+                self._resend = deque([*((n, no) for n, _, no in self._inflight), *self._resend])
                 self._inflight.clear()
-                w._sent = 0
                 if self._conn is not None:
                     await self._conn.disconnect()
                 w.reconnects += 1
@@ -191,7 +221,7 @@ class ScriptStrategy:
                     self._has_inflight.clear()
                     await self._has_inflight.wait()
                 await self._conn.read_response()  # raises the batch's error (NoScriptError, ...)
-                n, books = self._inflight.popleft()
+                n, books, _ = self._inflight.popleft()
                 w._sent -= n
                 w._done(n, books)
                 w._wake.set()
@@ -204,15 +234,14 @@ class ScriptStrategy:
             self._conn = await w.redis.connection_pool.get_connection()
         if not self._conn.is_connected:  # before anything is in flight: the reply reader must not race it
             await self._conn.connect()
-        batch, books = w._take()
-        command = self._pack(batch, books)
-        w._sent += len(batch)
-        self._inflight.append((len(batch), books))
+        batch, books, no = self._next_batch()
+        command = self._pack(batch, books, no)
+        self._inflight.append((len(batch), books, no))
         self._has_inflight.set()
         w._last_write = asyncio.get_running_loop().time()
         await self._conn.send_packed_command(command, check_health=False)
 
-    def _pack(self, batch: list[Message], books: dict[str, bytes]) -> bytes:
+    def _pack(self, batch: list[Message], books: dict[str, bytes], no: int) -> bytes:
         """EVALSHA of the batch as one RESP command (see BATCH_LUA for the argument layout)."""
         w = self.w
         # one pass: runs of one stream with one flag, in arrival order per stream (backfilled entries must
@@ -237,10 +266,11 @@ class ScriptStrategy:
         hist, lat = self._hist_bulk, self._latest_bulk
         assert self._sha is not None
         leader_key, token = w.fence()
-        parts = [b"*%d\r\n$7\r\nEVALSHA\r\n" % (10 + 3 * len(runs) + 2 * (len(newest) + len(books))),
+        parts = [b"*%d\r\n$7\r\nEVALSHA\r\n" % (13 + 3 * len(runs) + 2 * (len(newest) + len(books))),
                  _bulk(_as_bytes(self._sha)), b"$1\r\n0\r\n", _bulk(b"%d" % w.maxlen),
                  _bulk(b"%d" % len(runs)), _bulk(b"%d" % (len(newest) + len(books))), self._channel_bulk,
-                 _bulk(updates), _bulk(leader_key.encode()), _bulk(token.encode())]
+                 _bulk(updates), _bulk(leader_key.encode()), _bulk(token.encode()), self._mark_bulk,
+                 _bulk(self._wid.encode()), _bulk(b"%d" % no)]
         for stream, kind, entries in runs:
             blob = b"\x1e".join(entries)
             parts += (hist.get(stream) or self._cache_keys(stream)[0], _KIND_ARG[kind],

@@ -12,6 +12,8 @@ Value layouts are defined, with their codec, in :mod:`binance_common.feedstore` 
 * ``daemon:standby:<host>:<pid>`` STRING JSON (pid, host, started, ts) with TTL: a daemon waiting to lead.
 * ``leases:epoch`` STRING: present while Redis still holds the leases the front ends wrote; when it is
   missing (Redis lost its data) every front end re-asserts the leases it keeps in memory.
+* ``daemon:writer`` STRING ``<writer id> <batch number>``: the last batch the leader's writer wrote (a batch
+  sent again after a lost reply is not written twice).
 * ``daemon:stats`` STRING JSON (connections, per-stream rates, lag, reconnects, buffer, dropped).
 * channel ``updates``: payload = newline-joined names that changed (stream names, ``book:<SYMBOL>``).
 * channel ``control``: payload ``reconcile`` (a replica changed leases: reconcile now).
@@ -102,6 +104,7 @@ class Keys:
     leader_epoch = _Name("daemon:leader:epoch")
     standby_pattern = _Name("daemon:standby:*")
     daemon_stats = _Name("daemon:stats")
+    writer_mark = _Name("daemon:writer")
     updates_channel = _Name("updates")
     control_channel = _Name("control")
     mcp_events_channel = _Name("mcp:events")

@@ -12,6 +12,7 @@ from binance_common.feedstore import GapEntry, decode_history, entry_last_id
 from binance_common.keys import Keys
 from binance_streamd.service import StreamDaemon
 from tests.integration.test_continuity import settings_for
+from tests.support.cutting_proxy import CuttingProxy
 from tests.support.redis_server import RedisServer
 from tests.support.sim import BinanceSim, SimConfig
 from tests.support.waiting import wait_until
@@ -137,3 +138,24 @@ async def test_trades_the_full_buffer_threw_away_while_redis_was_down_are_caught
             finally:
                 await d.stop()
                 await r.aclose()
+
+
+async def test_a_batch_whose_reply_is_lost_is_written_once(redis_server, redis_client, keys) -> None:
+    """Redis runs a batch of the writer, then the connection is cut before the reply comes back: the writer
+    sends the batch again on a new connection, and the mark makes Redis skip it (no entry twice)."""
+    proxy = CuttingProxy(redis_server.port)
+    url = await proxy.start()
+    async with BinanceSim(SimConfig(symbols=["BTCUSDT"], rate=40.0)) as sim:
+        d = await StreamDaemon(settings_for(sim, url, keys.namespace, streams=[AGG])).start()
+        m = sim.market("BTCUSDT")
+        try:
+            await wait_until(lambda: has_id(redis_client, keys, AGG, m.agg_id), timeout=15, what="live")
+            proxy.cut_on = keys.history(AGG).encode()  # the next batch that writes this history
+            await wait_until(lambda: proxy.cuts == 1, timeout=10, what="a reply lost")
+            later = m.agg_id + 30
+            await wait_until(lambda: has_id(redis_client, keys, AGG, later), timeout=15, what="writing again")
+            assert await holes(redis_client, keys, AGG) == []
+            assert d.writer.reconnects >= 1
+        finally:
+            await d.stop()
+            await proxy.close()
