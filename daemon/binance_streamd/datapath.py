@@ -75,6 +75,7 @@ class Stream(StreamCounters):
     fill_task: asyncio.Task[None] | None = None
     acked: bool = False  # the current connection acknowledged this stream
     taken_back: int = 0  # times Redis being down made the writer throw its messages away (recovered by a fill)
+    parked: bool = False  # held, nothing released or filled, until Redis says where the history ends
     fanout: str | None = None  # all-market array streams: the per-symbol stream suffix each element updates
 
     @property
@@ -141,33 +142,6 @@ class DataPath:
             if first_ack and (v := int(first_ack)) > 0:
                 st.first_ack = v
 
-    # --- the writer's overflow -------------------------------------------------------------------------
-    def writer_dropped(self, msg: tuple[str, bytes, int, int]) -> bool:
-        """The writer's full buffer (Redis down) threw ``msg`` away. A trade stream goes back to the id before
-        it: its later unsent messages leave the buffer, its live data is held, and once Redis takes writes
-        again a fill recovers the span from REST, so the history stays complete and in order. True when the
-        stream was taken back (other streams lose a latest value or a history entry, counted as dropped)."""
-        stream, payload, _, kind = msg
-        st = self.states.get(stream)
-        if st is None or not st.trades:
-            return False
-        try:
-            obj = orjson.loads(payload)
-            first = obj.get("from") if kind == GAP else obj[TRADE_ID_FIELD[st.kind]]
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            return False
-        self.writer.withdraw(stream)
-        if isinstance(first, int):
-            st.seq.last_id = first - 1
-        st.taken_back += 1
-        if st.held is None:
-            st.held = deque()
-        st.fill_wanted, st.fill_until = True, None
-        st.reason = "Redis did not take writes; its messages are fetched again once it does"
-        if st.acked:
-            self._start_fill(st)
-        return True
-
     # --- connection events ----------------------------------------------------------------------------
     def lost(self, st: Stream, reason: str) -> None:
         """The connection carrying ``st`` ended (not a rotation): hold its live data until caught up."""
@@ -191,7 +165,7 @@ class DataPath:
             st.fill_wanted = False
             self._release(st)
         if st.trades and st.fill_wanted:
-            self._start_fill(st)
+            self.start_fill(st)
         elif st.state is not StreamState.LIVE and st.held is None:
             st.set_state(StreamState.LIVE)
         return first
@@ -240,7 +214,7 @@ class DataPath:
                 st.seq.last_id = lo - 1
                 st.held = deque([(payload, obj, recv_ms)])
                 st.fill_wanted, st.fill_until = True, hi
-                self._start_fill(st)
+                self.start_fill(st)
                 return
             st.gaps_unfilled += 1
         if st.state is not StreamState.LIVE and st.acked:
@@ -296,9 +270,11 @@ class DataPath:
             src = self._sources[st.name] = TradeSource(st.name, get)
         return src
 
-    def _start_fill(self, st: Stream) -> None:
+    def start_fill(self, st: Stream) -> None:
         if st.held is None:
             st.held = deque()
+        if st.parked:
+            return  # _unpark starts it
         st.set_state(StreamState.CATCHING_UP)
         if st.fill_task is None or st.fill_task.done():
             st.fill_task = asyncio.get_running_loop().create_task(self._fill(st), name=f"fill-{st.name}")
@@ -372,6 +348,8 @@ class DataPath:
 
     def _release(self, st: Stream) -> None:
         """Pass the held messages through the sequencer in order; a new gap starts another fill."""
+        if st.parked:
+            return
         held, st.held = st.held or deque(), None
         if st.acked and st.state is not StreamState.LIVE:
             st.set_state(StreamState.LIVE, "" if not st.reason.startswith("gap") else st.reason)

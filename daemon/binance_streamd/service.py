@@ -34,6 +34,7 @@ from .datapath import DataPath, Stream
 from .leadership import Fenced, Leadership, Term
 from .limits import wait_event
 from .reconcile import Reconciler, SymbolDirectory
+from .recovery import RedisRecovery
 from .reporting import STATUS_EVERY_S, Reporter
 from .restqueue import RestQueue
 from .routes import Routes
@@ -198,7 +199,8 @@ class StreamDaemon:
         await self.writer.start()
         self.datapath = DataPath(self.states, self.writer, self.queue, max_ids=s.backfill_max_ids,
                                  futures_queue=self.futures_queue)
-        self.writer.on_dropped = self.datapath.writer_dropped  # an overflow takes a trade stream back, not a hole
+        recovery = RedisRecovery(self.datapath)  # a full buffer or a Redis that lost writes: caught up, no hole
+        self.writer.on_dropped, self.writer.on_rewound = recovery.dropped, recovery.rewound
         self.books = BookManager(wiring.SnapshotRest(self.queue, self.futures_queue), [], top_n=s.order_book_top_n,
                                  write=self.writer.set_book, snapshot_limit=s.order_book_snapshot_limit)
         self.datapath.book_diff = self.books.on_diff_nowait

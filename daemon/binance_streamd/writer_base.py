@@ -48,6 +48,9 @@ class WriterBase:
         self.on_fenced = on_fenced
         self.on_dropped: Callable[[Message], bool] | None = None
         """Told of every message the full buffer throws away (Redis down); True when it took the stream back."""
+        self.on_rewound: Callable[[], None] | None = None
+        """Told when Redis lost writes it had confirmed (the writer's buffer is all unsent again)."""
+        self.rewinds = 0
         self._ok = asyncio.Event()  # set while Redis takes writes
         self._ok.set()
         self.fenced = False  # a batch was refused: this daemon no longer leads; nothing more is sent
@@ -88,15 +91,16 @@ class WriterBase:
         data path recovers it from that message on, so its later unsent messages were withdrawn)."""
         return self.on_dropped is not None and self.on_dropped(msg)
 
-    def withdraw(self, stream: str) -> int:
-        """Remove every unsent message of ``stream`` (its owner recovers them later, in order); how many."""
+    def withdraw(self, stream: str) -> list[Message]:
+        """Remove every unsent message of ``stream`` and return them (its owner recovers them, in order)."""
         first = self._sent
-        keep = [m for i, m in enumerate(self.pending) if i < first or m[0] != stream]
-        n = len(self.pending) - len(keep)
-        if n:
+        keep: list[Message] = []
+        out: list[Message] = []
+        for i, m in enumerate(self.pending):
+            (out if i >= first and m[0] == stream else keep).append(m)
+        if out:
             self.pending = deque(keep)
-            self.dropped += n
-        return n
+        return out
 
     async def writable(self) -> None:
         """Return once Redis takes writes (at once while it does): a catch-up waits here instead of filling

@@ -104,6 +104,8 @@ class ScriptStrategy:
         self._resend: deque[tuple[int, int]] = deque()  # (messages, number) of batches to send again, as they were
         self._wid = uuid.uuid4().hex[:12]  # this writer's batches in the mark
         self._no = 0  # number of the last new batch
+        self._confirmed = 0  # number of the last batch Redis answered
+        self._check_mark = False  # after a failure: does Redis still hold every batch it answered?
         self._conn: Any = None  # the dedicated connection
         self._has_inflight = asyncio.Event()
         self._hist_bulk: dict[str, bytes] = {}  # stream -> RESP bulk string of its history key
@@ -178,6 +180,7 @@ class ScriptStrategy:
                 raise
             except Exception as e:
                 replies.cancel()
+                self._check_mark = True
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await replies
                 # whatever was in flight is sent again as it was (the mark skips a batch Redis ran already); a
@@ -221,7 +224,8 @@ class ScriptStrategy:
                     self._has_inflight.clear()
                     await self._has_inflight.wait()
                 await self._conn.read_response()  # raises the batch's error (NoScriptError, ...)
-                n, books, _ = self._inflight.popleft()
+                n, books, no = self._inflight.popleft()
+                self._confirmed = max(self._confirmed, no)
                 w._sent -= n
                 w._done(n, books)
                 w._wake.set()
@@ -234,12 +238,34 @@ class ScriptStrategy:
             self._conn = await w.redis.connection_pool.get_connection()
         if not self._conn.is_connected:  # before anything is in flight: the reply reader must not race it
             await self._conn.connect()
+        if self._check_mark:
+            await self._rewound()
         batch, books, no = self._next_batch()
         command = self._pack(batch, books, no)
         self._inflight.append((len(batch), books, no))
         self._has_inflight.set()
         w._last_write = asyncio.get_running_loop().time()
         await self._conn.send_packed_command(command, check_health=False)
+
+    async def _rewound(self) -> None:
+        """After a failure, before sending again: when Redis no longer holds a batch it answered (restarted from
+        an older snapshot, a lagging replica promoted, its data lost) the batches waiting to go again are
+        dissolved (everything held is unsent) and ``on_rewound`` takes the trade streams back to where their
+        histories in Redis now end, so nothing after that is skipped."""
+        w = self.w
+        mark = await w.redis.get(w.keys.writer_mark)
+        self._check_mark = False
+        wid, _, no = (mark.decode() if isinstance(mark, bytes) else mark or "").partition(" ")
+        if not self._confirmed or (wid == self._wid and no.isdigit() and int(no) >= self._confirmed):
+            return
+        log.warning("writer: Redis no longer holds batches it confirmed (now at %r, confirmed %d): taking the "
+                    "trade streams back to where Redis stands", mark, self._confirmed)
+        self._resend.clear()
+        w._sent = 0
+        self._confirmed = 0
+        w.rewinds += 1
+        if w.on_rewound is not None:
+            w.on_rewound()
 
     def _pack(self, batch: list[Message], books: dict[str, bytes], no: int) -> bytes:
         """EVALSHA of the batch as one RESP command (see BATCH_LUA for the argument layout)."""

@@ -159,3 +159,34 @@ async def test_a_batch_whose_reply_is_lost_is_written_once(redis_server, redis_c
         finally:
             await d.stop()
             await proxy.close()
+
+
+async def test_a_redis_that_comes_back_from_an_older_snapshot_is_caught_up(keys) -> None:
+    """Redis is saved, takes 30 more trades, then crashes and comes back from the older snapshot (as after an
+    RDB restart or a failover to a lagging replica): the writer sees Redis no longer holds batches it had
+    confirmed, and every trade stream is caught up from where its history now ends: no hole, no repeat."""
+    with RedisServer() as rs:
+        async with BinanceSim(SimConfig(symbols=["BTCUSDT"], rate=40.0)) as sim:
+            d = await StreamDaemon(settings_for(sim, rs.url, keys.namespace, streams=[AGG])).start()
+            r = aioredis.Redis.from_url(rs.url)
+            m = sim.market("BTCUSDT")
+            try:
+                await wait_until(lambda: has_id(r, keys, AGG, m.agg_id), timeout=15, what="live")
+                await r.save()  # the snapshot Redis will come back from
+                target = m.agg_id + 30
+                await wait_until(lambda: has_id(r, keys, AGG, target), timeout=15, what="written after the save")
+                assert rs.proc is not None
+                rs.proc.kill()
+                rs.proc.wait()
+                rs.start()  # same directory: the older snapshot comes back
+                await r.aclose()
+                r = aioredis.Redis.from_url(rs.url)
+                assert not await has_id(r, keys, AGG, target)  # the trades after the save are gone from Redis
+                later = m.agg_id + 30
+                await wait_until(lambda: has_id(r, keys, AGG, later), timeout=20, what="writing again")
+                await wait_until(lambda: has_id(r, keys, AGG, target), timeout=20, what="the lost span caught up")
+                assert d.writer.rewinds >= 1
+                assert await holes(r, keys, AGG) == []
+            finally:
+                await d.stop()
+                await r.aclose()
