@@ -15,7 +15,7 @@ from binance_common.errors import RateLimitedError
 from binance_common.feedstore import BookState, book_marker
 from binance_common.timeutil import now_ms
 
-from .futures_book import FuturesBookSync, is_futures_book
+from .futures_book import FuturesBookSync, futures_snapshot_limit, is_futures_book
 from .orderbook import BookSync, LocalBook
 
 log = logging.getLogger(__name__)
@@ -96,8 +96,11 @@ class BookManager:
         """Start keeping a book for ``symbol`` (no-op if kept already); it syncs on its first diff."""
         sym = symbol.upper()
         if sym not in self._syncs:
-            kind = FuturesBookSync if is_futures_book(sym) else BookSync
-            self._syncs[sym] = kind(sym, max_buffer=self._max_buffer)
+            futures = is_futures_book(sym)
+            limit = futures_snapshot_limit(self.snapshot_limit) if futures else self.snapshot_limit
+            kind = FuturesBookSync if futures else BookSync
+            self._syncs[sym] = kind(sym, max_buffer=self._max_buffer, keep_levels=min(self.top_n, limit // 2),
+                                    snapshot_limit=limit)
             self._writes[sym] = 0
             self._live[sym] = asyncio.Event()
             self._mark(sym, BookState.SYNCING)  # replaces whatever an earlier run left there
@@ -200,7 +203,8 @@ class BookManager:
             self._live[sync.symbol].clear()
             if was != "syncing":
                 self._mark(sync.symbol, BookState.SYNCING)
-            log.warning("order book %s: missed depth updates; resyncing this symbol", sync.symbol)
+            if not res.refresh:
+                log.warning("order book %s: missed depth updates; resyncing this symbol", sync.symbol)
         elif was == "verifying" and sync.state == "live":
             self._since[sync.symbol] = now_ms()
             self._live[sync.symbol].set()

@@ -36,8 +36,8 @@ class FuturesLocalBook(LocalBook):
         super().__init__(symbol)
         self._first = True
 
-    def apply_snapshot(self, last_update_id: int, bids: Any, asks: Any) -> None:
-        super().apply_snapshot(last_update_id, bids, asks)
+    def apply_snapshot(self, last_update_id: int, bids: Any, asks: Any, limit: int | None = None) -> None:
+        super().apply_snapshot(last_update_id, bids, asks, limit)
         self._first = True
 
     def apply_diff(self, payload: dict[str, Any]) -> bool:
@@ -61,6 +61,14 @@ class FuturesLocalBook(LocalBook):
         done = super()._apply(payload)
         self._first = False
         return done
+
+
+FUTURES_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+
+
+def futures_snapshot_limit(limit: int) -> int:
+    """The levels /fapi/v1/depth gives for a wanted ``limit`` (it takes only these values, at most 1000)."""
+    return max(x for x in FUTURES_DEPTH_LIMITS if x <= max(5, limit))
 
 
 class FuturesBookSync(BookSync):

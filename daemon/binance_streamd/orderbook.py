@@ -75,9 +75,11 @@ class LocalBook:
         self._asks = _Side(descending=False)
 
     def apply_snapshot(
-        self, last_update_id: int, bids: Iterable[Sequence[Any]], asks: Iterable[Sequence[Any]]
+        self, last_update_id: int, bids: Iterable[Sequence[Any]], asks: Iterable[Sequence[Any]],
+        limit: int | None = None,
     ) -> None:
-        """Replace the whole book with a REST snapshot (``[[price, qty], ...]`` per side)."""
+        """Replace the whole book with a REST snapshot (``[[price, qty], ...]`` per side). ``limit``: the levels
+        asked for; a side that came back with that many may go deeper, so its last level is its edge."""
         parsed_b = [_level(lv[0], lv[1]) for lv in bids]
         parsed_a = [_level(lv[0], lv[1]) for lv in asks]
         self._bids.clear()
@@ -86,6 +88,8 @@ class LocalBook:
             self._bids.set(*lv)
         for lv in parsed_a:
             self._asks.set(*lv)
+        self._bids.mark_edge(limit is None or len(parsed_b) < limit)
+        self._asks.mark_edge(limit is None or len(parsed_a) < limit)
         self.last_update_id = int(last_update_id)
         self.last_event_time = None
         self.has_snapshot = True
@@ -134,6 +138,11 @@ class LocalBook:
         """Number of (bid, ask) levels held."""
         return len(self._bids), len(self._asks)
 
+    def short_of(self, n: int) -> bool:
+        """Whether a side whose snapshot stopped at its limit knows fewer than ``n`` levels up to that edge (a
+        side the snapshot held whole knows all it has, however few)."""
+        return any(side.edge is not None and side.known() < n for side in (self._bids, self._asks))
+
     def to_json(self, n: int | None, recv_ms: int | None, since: int | None = None) -> bytes:
         """The live ``book:<SYMBOL>`` value (:mod:`binance_common.feedstore`).
 
@@ -156,6 +165,7 @@ class SyncResult:
     fetch_snapshot: bool = False
     changed: bool = False
     gap: bool = False
+    refresh: bool = False  # with gap: not a missed diff, the price moved past what the snapshot covered
 
 
 _NOTHING = SyncResult()
@@ -178,11 +188,15 @@ class BookSync:
 
     book_class: type[LocalBook] = LocalBook
 
-    def __init__(self, symbol: str, *, max_buffer: int = 10_000) -> None:
+    def __init__(self, symbol: str, *, max_buffer: int = 10_000, keep_levels: int = 0,
+                 snapshot_limit: int | None = None) -> None:
         if max_buffer < 1:
             raise ValueError("max_buffer must be at least 1")
         self.symbol = symbol.upper()
         self.max_buffer = max_buffer
+        self.keep_levels = keep_levels  # a live book knowing fewer levels a side (its edge came near) resyncs
+        self.snapshot_limit = snapshot_limit  # levels a snapshot asks for (its sides' edges)
+        self.refreshes = 0  # resyncs because the price moved past the snapshot's range
         self.book = self.book_class(self.symbol)
         self.state: Literal["syncing", "verifying", "live"] = "syncing"
         self.snapshot_requested = False
@@ -218,8 +232,20 @@ class BookSync:
             if not applied:
                 return _NOTHING
             self.last_recv_ms = recv_ms
+            if self.keep_levels and self.book.short_of(self.keep_levels):
+                return self._refresh(payload, recv_ms)
             return _CHANGED
         return self._buffer(payload, recv_ms)
+
+    def _refresh(self, payload: dict[str, Any], recv_ms: int | None) -> SyncResult:
+        """The price moved so far that a side knows fewer than ``keep_levels`` levels up to its snapshot's edge
+        (beyond it, unchanged levels are missing): sync again from a new snapshot."""
+        self.refreshes += 1
+        log.info("%s: the price moved past the snapshot's depth; taking a new snapshot", self.symbol)
+        res = self._restart(None, None)
+        self.buffer.append((payload, recv_ms))  # applied to the old book; the new snapshot must cover it too
+        self.snapshot_requested = True
+        return SyncResult(fetch_snapshot=True, gap=res.gap, refresh=True)
 
     def _verify(self, payload: dict[str, Any], recv_ms: int | None) -> SyncResult:
         """The first new diff after a lost connection: continuous (``U <= book id + 1 <= u``) or a gap."""
@@ -320,7 +346,7 @@ class BookSync:
         # The first kept diff contains lastUpdateId + 1: the buffer is contiguous (_buffer restarts it at any
         # hole) and its first U <= lastUpdateId + 1 (checked above), so every kept diff follows the snapshot.
         book = self.book_class(self.symbol)
-        book.apply_snapshot(last_update_id, bids, asks)
+        book.apply_snapshot(last_update_id, bids, asks, self.snapshot_limit)
         recv = None
         try:
             for payload, recv_ms in buf:

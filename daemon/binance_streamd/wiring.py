@@ -13,12 +13,10 @@ from binance_common.settings import Settings
 from binance_common.streams import StreamNameError, parse_stream
 from binance_common.weights import futures_request_weight
 
-from .futures_book import FUTURES_BOOK_PREFIX
+from .futures_book import FUTURES_BOOK_PREFIX, futures_snapshot_limit
 from .pool import Pool
 from .restqueue import Priority, RestQueue
 from .routes import Routes
-
-FUTURES_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 
 
 def futures_rest(settings: Settings, redis: Any, keys: Keys) -> BinanceRest:
@@ -41,7 +39,7 @@ class SnapshotRest:
     async def get(self, path: str, params: dict[str, Any]) -> Any:
         sym = str(params.get("symbol", ""))
         if sym.startswith(FUTURES_BOOK_PREFIX):
-            limit = max(x for x in FUTURES_DEPTH_LIMITS if x <= max(5, int(params.get("limit", 1000))))
+            limit = futures_snapshot_limit(int(params.get("limit", 1000)))
             return await self.futures_queue.get(Priority.SNAPSHOT, "/fapi/v1/depth",
                                                 {"symbol": sym[len(FUTURES_BOOK_PREFIX):], "limit": limit})
         return await self.queue.get(Priority.SNAPSHOT, path, params)

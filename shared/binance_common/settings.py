@@ -122,9 +122,9 @@ class Settings(BaseSettings):
     )
     order_book_top_n: int = Field(50, ge=1, le=5000, description="Levels a side written to Redis.")
     order_book_snapshot_limit: int = Field(1000, ge=5, le=5000, description=(
-        "Levels a side asked for in a depth snapshot: 1000 weighs 50, 5000 weighs 250. A book holds the "
-        "snapshot's levels plus whatever diffs add; levels beyond the snapshot's range are only known once "
-        "they change, so keep order_book_top_n well inside it."))
+        "Levels a side asked for in a depth snapshot: 1000 weighs 50, 5000 weighs 250. Levels past the "
+        "snapshot's last one are unknown until they change, so they are never served, and a book whose known "
+        "levels run short of order_book_top_n (or half the limit) takes a new snapshot."))
     backfill_max_ids: int = Field(20_000, ge=0, le=10_000_000, description=(
         "Most trade ids one catch-up or backfill recovers from REST (1000 a request); an older remainder is "
         "written to the history as an explicit gap entry."))

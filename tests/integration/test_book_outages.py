@@ -59,3 +59,28 @@ async def _stored_is(r: Any, keys: Any, state: str) -> bool:
 async def _equals(r: Any, keys: Any, truth: tuple[list[Any], list[Any]]) -> bool:
     v = decode_book(await r.get(keys.book("BTCUSDT")))
     return v is not None and v.live and (v.bids, v.asks) == truth
+
+
+async def test_a_sweep_past_the_snapshots_depth_takes_a_new_snapshot(redis_server, redis_client, keys) -> None:
+    """Snapshots of 40 levels, 5 served: a market order takes the 45 best bids at once. Past the snapshot's
+    last level the daemon cannot know the bids nobody touched since, so it never serves them: it takes a new
+    snapshot and the served book equals the exchange's again."""
+    async with BinanceSim(SimConfig(symbols=["BTCUSDT"], rate=40.0)) as sim:
+        s = settings_for(sim, redis_server.url, keys.namespace, order_book_symbols=["BTCUSDT"],
+                         order_book_snapshot_limit=40, order_book_top_n=5)
+        d = await StreamDaemon(s).start()
+        books = d.books
+        assert books is not None
+        try:
+            await wait_until(lambda: _stored_is(redis_client, keys, "live"), what="book live")
+            sim.faults.pause()
+            sim.hub.flush_now()
+            snapshots = books.status()["BTCUSDT"]["snapshots"]
+            sim.faults.sweep("BTCUSDT", 45, "b")
+            sim.hub.flush_now()
+            truth = sim.book("BTCUSDT", 5)
+            await wait_until(lambda: _equals(redis_client, keys, truth), timeout=15, what="the true book, live")
+            assert books.status()["BTCUSDT"]["snapshots"] > snapshots  # proved by a new snapshot
+            assert books.status()["BTCUSDT"]["gaps"] == 0  # no diff was missed
+        finally:
+            await d.stop()

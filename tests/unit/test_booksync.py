@@ -37,6 +37,33 @@ def test_a_new_book_is_empty_and_refuses_diffs_until_a_snapshot() -> None:
         b.apply_diff(diff(1, 1))
 
 
+def test_nothing_past_the_edge_of_a_snapshot_that_stopped_at_its_limit_is_served() -> None:
+    b = LocalBook("x")
+    b.apply_snapshot(10, [["10", "1"], ["9", "1"], ["8", "1"]], [["11", "1"]], limit=3)  # bids full, asks whole
+    b.apply_diff(diff(11, 11, b=[("10", "0"), ("9", "0"), ("7", "5")], a=[("15", "2")]))
+    assert b.top(5) == ([["8", "1"]], [["11", "1"], ["15", "2"]])  # 7 lies past the edge (8): unknown around it
+    assert b.short_of(2) and not b.short_of(1)
+    b.apply_diff(diff(12, 12, b=[("9.5", "3")]))  # inside the edge: known
+    assert b.top(None)[0] == [["9.5", "3"], ["8", "1"]]
+    whole = LocalBook("x")
+    whole.apply_snapshot(10, [["10", "1"]], [["11", "1"]], limit=3)  # fewer than asked: the whole book
+    whole.apply_diff(diff(11, 11, b=[("10", "0"), ("7", "5")]))
+    assert whole.top(5)[0] == [["7", "5"]] and not whole.short_of(5)
+
+
+def test_a_live_book_whose_known_levels_run_short_takes_a_new_snapshot() -> None:
+    s = BookSync("x", keep_levels=2, snapshot_limit=3)
+    s.on_diff(diff(10, 10), 1)
+    s.on_snapshot(10, [["10", "1"], ["9", "1"], ["8", "1"]], [["11", "1"]])
+    assert s.state == "live"
+    assert s.on_diff(diff(11, 11, b=[("10", "0")]), 2) == SyncResult(changed=True)  # 2 known: enough
+    res = s.on_diff(diff(12, 12, b=[("9", "0")]), 3)
+    assert res == SyncResult(fetch_snapshot=True, gap=True, refresh=True) and s.state == "syncing"
+    assert s.refreshes == 1 and s.gaps == 0
+    assert s.on_snapshot(12, [["8", "1"], ["7", "1"], ["6", "1"]], [["11", "1"]]) == SyncResult(changed=True)
+    assert s.book.top(None)[0] == [["8", "1"], ["7", "1"], ["6", "1"]]
+
+
 def test_numeric_levels_are_kept_as_their_text() -> None:
     b = LocalBook("x")
     b.apply_snapshot(5, [[Decimal("10.50"), 2], [9, Decimal("1.0")]], [["11", "3"]])

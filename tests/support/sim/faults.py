@@ -15,7 +15,7 @@ class Faults:
     ACTIONS = ("drop_connections", "close_connections", "stall", "malformed", "drop_trades", "skip_ids",
                "drop_depth", "server_shutdown", "rest_fault", "reject_handshakes_next", "pause", "resume",
                "quiet", "unquiet", "burst", "clear", "stats", "subscriptions", "drop_ws_api",
-               "terminate_user_streams", "drop_futures_depth", "forget_subscriptions")
+               "terminate_user_streams", "drop_futures_depth", "forget_subscriptions", "sweep")
 
     def __init__(self, sim: BinanceSim) -> None:
         self.sim = sim
@@ -125,6 +125,21 @@ class Faults:
                 c._remove(stream)
                 n += 1
         return n
+
+    def sweep(self, symbol: str, levels: int, side: str = "b") -> None:
+        """One market order takes the best ``levels`` levels of a side (``b`` or ``a``) at once and a new order
+        rests 5 ticks behind the new best: one book change that moves the top far (past a small snapshot's
+        depth), sent with the next depth diffs."""
+        m = self.sim.markets[symbol.upper()]
+        book = m.bids if side == "b" else m.asks
+        gone = sorted(book, reverse=side == "b")[:levels]
+        for t in gone:
+            del book[t]
+        new = (max(book) - 5) if side == "b" else (min(book) + 5)
+        book[new] = 1000
+        before = m.update_id
+        m.update_id += len(gone) + 1
+        self.sim.hub.record_changes(m, before, [*((side, t, 0) for t in gone), (side, new, 1000)])
 
     def quiet(self, symbol: str) -> None:
         """``symbol``'s market stops moving: no trades, no book changes (a quiet pair)."""

@@ -127,17 +127,28 @@ class Hub:
                 k["x"] = False
                 self.publish(stream, {"e": "kline", "E": t_ms, "s": m.symbol, "k": k})
         if changes:
-            for speed in (100, 1000):
-                key = (m.symbol, speed)
-                acc = self.pending.setdefault(key, {})
-                if key not in self.pending_first:
-                    self.pending_first[key] = before + 1
-                for side, ticks, lots in changes:
-                    acc[(side, ticks)] = lots
+            self.record_changes(m, before, changes)
             if self.wanted(f"{sym}@bookTicker"):
                 self.publish(f"{sym}@bookTicker", m.book_ticker())
         for hook in self.step_hooks:
             hook(m, trades, agg, changes, t_ms, before)
+
+    def flush_now(self) -> None:
+        """Send every pending depth change now (after ``pause``, so clients can catch up with the market)."""
+        t_ms = now_ms()
+        for m in list(self.markets.values()):
+            for speed in (100, 1000):
+                self.flush_depth(m, speed, t_ms)
+
+    def record_changes(self, m: Market, before: int, changes: list[tuple[str, int, int]]) -> None:
+        """Book changes made since update id ``before``: sent as diffs at the next flush of each speed."""
+        for speed in (100, 1000):
+            key = (m.symbol, speed)
+            acc = self.pending.setdefault(key, {})
+            if key not in self.pending_first:
+                self.pending_first[key] = before + 1
+            for side, ticks, lots in changes:
+                acc[(side, ticks)] = lots
 
     async def _periodic(self, every_ms: int) -> None:
         while True:
