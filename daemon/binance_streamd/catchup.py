@@ -23,6 +23,7 @@ Binance's strings verbatim.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -39,6 +40,10 @@ PAGE = 1000  # rows per request (the endpoints' maximum)
 TIME_MARGIN_MS = 1000  # a no-id catch-up starts this long before the acknowledgement (clock skew)
 
 Get = Callable[[str, dict[str, Any]], Awaitable[Any]]
+
+
+HISTORICAL_RETRY_S = 600.0
+"""After historicalTrades is refused, /api/v3/trades (the latest 1000 only) serves catch-ups this long."""
 
 
 class CatchupUnavailable(Exception):
@@ -104,7 +109,8 @@ class TradeSource:
         self.agg_path = "/fapi/v1/aggTrades" if self.futures else "/api/v3/aggTrades"
         self.id_field = TRADE_ID_FIELD[spec.kind]
         self._get = get
-        self.historical = True  # historicalTrades served here (learned on the first refusal)
+        self.historical = True  # historicalTrades served here (a refusal switches to /trades for a while)
+        self._historical_again = 0.0  # monotonic time to ask historicalTrades again after a refusal
 
     async def _call(self, path: str, params: dict[str, Any]) -> list[Any]:
         try:
@@ -132,13 +138,17 @@ class TradeSource:
         """Payloads with ids >= ``first_id`` in id order (at most ``limit``; fewer means the present)."""
         if self.agg:
             return self._convert(await self._call(self.agg_path, {"fromId": first_id, "limit": limit}))
+        if not self.historical and time.monotonic() >= self._historical_again:
+            self.historical = True  # a refusal may have been passing (a firewall, a maintenance): ask again
         if self.historical:
             try:
                 return self._convert(await self._call("/api/v3/historicalTrades",
                                                       {"fromId": first_id, "limit": limit}))
             except _Refused as e:
                 self.historical = False
-                log.info("%s: historicalTrades refused (%s); using /api/v3/trades", self.stream, e)
+                self._historical_again = time.monotonic() + HISTORICAL_RETRY_S
+                log.info("%s: historicalTrades refused (%s); using /api/v3/trades for %.0f s", self.stream, e,
+                         HISTORICAL_RETRY_S)
         payloads = await self._recent(PAGE)
         return [p for p in payloads if p["t"] >= first_id][:limit]
 

@@ -113,7 +113,14 @@ async def _read(settings: Settings) -> tuple[dict[str, Any] | None, dict[str, An
             leader, standbys)
 
 
+NO_REDIS = ("binance-streamd {what} reads the daemon's Redis: set BINANCE_MCP_REDIS_URL (the same URL the daemon "
+            "runs with, e.g. redis://127.0.0.1:6379/0)")
+
+
 def _read_or_exit(settings: Settings) -> Any:
+    if settings.embedded:  # no Redis configured: an empty in-memory store would say "not running"
+        typer.echo(NO_REDIS.format(what="status"), err=True)
+        raise typer.Exit(2)
     try:
         return asyncio.run(_read(settings))
     except (RedisError, OSError) as e:
@@ -192,9 +199,13 @@ def _account_line(settings: Settings, now: int) -> None:
 
 @app.command()
 def check() -> None:
-    """Exit 0 when the daemon's heartbeat is fresh, 1 otherwise (for health checks)."""
+    """Exit 0 when the daemon's heartbeat is fresh, 1 otherwise (for health checks); 2 without a Redis URL."""
+    settings = _settings()
+    if settings.embedded:
+        typer.echo(NO_REDIS.format(what="check"), err=True)
+        raise typer.Exit(2)
     try:
-        hb = asyncio.run(_read(Settings()))[0]
+        hb = asyncio.run(_read(settings))[0]
     except Exception as e:
         typer.echo(f"unhealthy: {type(e).__name__}: {e}", err=True)
         raise typer.Exit(1) from None

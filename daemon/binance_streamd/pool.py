@@ -299,13 +299,19 @@ class Pool:
         """Open a replacement with the same streams; switch once it delivers. True when switched."""
         log.info("slot %d: rotating connection %d (age %.0f s)", slot.id, old.id, old.age_s)
         new = await self._connect(slot)
-        if old.closed.is_set() and self.on_lost is not None:  # it died before the new one took over
+        died_early = old.closed.is_set()
+        if died_early and self.on_lost is not None:  # it died before the new one took over
             self.on_lost(sorted(slot.streams), old.close_reason)
         try:
             await self._sync(slot, new)
         except SubscribeError:
             await new.close("rotation failed")
             return False
+        if not died_early and old.closed.is_set() and self.on_lost is not None:
+            # it died while the new one subscribed: what came in between is on neither; catch up from the ack
+            streams = sorted(new.streams)
+            self.on_lost(streams, old.close_reason)
+            self.on_live(streams, new.id)
         frames0 = new.frames
         deadline = time.monotonic() + min(10.0, self.stale_after_s)
         while new.frames == frames0 and time.monotonic() < deadline and not new.closed.is_set():

@@ -94,10 +94,13 @@ def main_callback(
 
 def _show_config(settings: Settings) -> None:
     import json
+    import os
+
+    from binance_common.settings import CONFIG_ENV
 
     from . import tools
 
-    shown = settings.redacted()
+    shown = {"config_file": os.environ.get(CONFIG_ENV) or None, **settings.redacted()}
     shown["tools"] = [spec.name for spec in tools.selected(settings)] + (
         ["enable_toolsets"] if settings.dynamic_toolsets else [])
     shown["tool_count"] = len(shown["tools"])

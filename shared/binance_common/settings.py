@@ -248,6 +248,8 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         path = os.environ.get(CONFIG_ENV)
         if path:
+            if not Path(path).is_file():  # a typo must not silently mean "all defaults"
+                raise FileNotFoundError(f"{CONFIG_ENV} names {path!r}, which is not a readable file")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
         return tuple(sources)
 

@@ -190,3 +190,36 @@ async def test_a_redis_that_comes_back_from_an_older_snapshot_is_caught_up(keys)
             finally:
                 await d.stop()
                 await r.aclose()
+
+
+async def test_the_old_connection_dying_while_a_rotation_subscribes_is_caught_up(
+        redis_server, redis_client, keys) -> None:
+    """A rotation's new connection subscribes; before Binance takes the subscription, the old connection dies
+    and the calm pair trades: those trades reach neither connection, so the stream is caught up from the new
+    connection's acknowledgement (without waiting for a later trade)."""
+    async with BinanceSim(SimConfig(symbols=["BTCUSDT"], rate=40.0)) as sim:
+        d = await StreamDaemon(settings_for(sim, redis_server.url, keys.namespace, streams=[AGG])).start()
+        m = sim.market("BTCUSDT")
+        try:
+            await wait_until(lambda: has_id(redis_client, keys, AGG, m.agg_id), timeout=15, what="live")
+            sim.faults.quiet("BTCUSDT")
+            old = d.pool.slots[0].conn  # type: ignore[union-attr]
+            assert old is not None
+
+            def die_and_trade(conn: Any) -> None:
+                for c in list(sim.connections):
+                    if c is not conn:
+                        c.abort()
+                sim.faults.burst("BTCUSDT", 5)  # nobody is subscribed right now
+
+            sim.faults.before_subscribe = die_and_trade
+            slot = d.pool.slots[0]  # type: ignore[union-attr]
+            slot.rotate = True
+            slot.wake.set()
+            await wait_until(lambda: sim.faults.before_subscribe is None, what="the rotation's subscription")
+            burst_last = m.agg_id
+            await wait_until(lambda: has_id(redis_client, keys, AGG, burst_last), timeout=15,
+                             what="the trades made in between caught up")
+            assert await holes(redis_client, keys, AGG) == []
+        finally:
+            await d.stop()

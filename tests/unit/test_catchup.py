@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from binance_common.errors import BinanceAPIError, InvalidSymbolError, ServerError
+from binance_streamd import catchup
 from binance_streamd.catchup import PAGE, DataRecord, GapRecord, TradeSource, plan_fill
 
 BASE_T = 1_633_998_500_000
@@ -156,6 +157,19 @@ async def test_falls_back_to_recent_trades_when_historical_is_refused() -> None:
     out = await plan_fill(src, last_id=2999, start_ms=None, until_id=3001)  # older than the latest 1000
     assert ids(out) == [] and gaps(out) == [(3000, 3001)]
     assert venue.calls[-1][0] == "/api/v3/trades"  # it does not ask historicalTrades again
+
+
+async def test_a_refusal_of_historical_trades_is_not_for_good(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A passing refusal (a firewall, a maintenance) must not leave a stream on /trades (the latest 1000 only)
+    forever: after HISTORICAL_RETRY_S historicalTrades is asked again."""
+    venue = FakeVenue(last=5000, historical=False)
+    src = TradeSource("nknusdt@trade", venue.get)
+    monkeypatch.setattr(catchup, "HISTORICAL_RETRY_S", 0.0)  # the retry period has passed at once
+    await plan_fill(src, last_id=4499, start_ms=None, until_id=4502)
+    assert not src.historical
+    venue.historical = True  # served again
+    out = await plan_fill(src, last_id=2999, start_ms=None, until_id=3001)  # older than the latest 1000
+    assert ids(out) == [3000, 3001] and gaps(out) == [] and src.historical
 
 
 async def test_no_id_yet_catches_up_by_time() -> None:

@@ -39,6 +39,25 @@ def test_settings_env_and_toml(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert Settings().streams == ["a@trade", "b@trade"]  # env beats the file; JSON lists accepted
 
 
+def test_a_config_file_that_is_not_there_is_refused_not_ignored(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BINANCE_MCP_CONFIG", str(tmp_path / "typo.toml"))
+    with pytest.raises(FileNotFoundError, match=r"BINANCE_MCP_CONFIG names '.*typo.toml', which is not a readable file"):
+        Settings()
+
+
+def test_status_and_check_without_a_redis_url_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without BINANCE_MCP_REDIS_URL they would read an empty in-memory store and say the daemon is down."""
+    from typer.testing import CliRunner
+
+    from binance_streamd import cli
+
+    monkeypatch.delenv("BINANCE_MCP_REDIS_URL", raising=False)
+    for command in ("status", "check"):
+        out = CliRunner().invoke(cli.app, [command])
+        assert out.exit_code == 2, out.output
+        assert f"binance-streamd {command} reads the daemon's Redis: set BINANCE_MCP_REDIS_URL" in out.output
+
+
 def test_settings_secrets_from_file_are_masked(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     f = tmp_path / "key"
     f.write_text("s3cr3t\n")

@@ -1,4 +1,5 @@
-"""``python -m tests.support.sim --port 0``: run the simulator, print its URLs as one JSON line, run until SIGTERM."""
+"""``python -m tests.support.sim --port 0``: run the simulator, print its URLs as one JSON line (``--env``: as
+``export`` lines for a shell), run until SIGTERM. Run it from the repository's root (``tests`` is not installed)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ async def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--replay-speed", default="max", help="max, recorded, or a multiplier")
     ap.add_argument("--lifetime", type=float, default=86_400.0, help="connection lifetime, s")
     ap.add_argument("--weight-limit", type=int, default=6000)
+    ap.add_argument("--env", action="store_true", help="print `export BINANCE_MCP_...=...` lines instead of JSON")
     a = ap.parse_args(argv)
     speed: str | float = a.replay_speed if a.replay_speed in ("max", "recorded") else float(a.replay_speed)
     cfg = SimConfig(symbols=[s.strip().upper() for s in a.symbols.split(",") if s.strip()], rate=a.rate,
@@ -31,7 +33,10 @@ async def main(argv: list[str] | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with BinanceSim(cfg) as sim:
-        print(json.dumps(sim.describe()), flush=True)
+        if a.env:
+            print("\n".join(f"export {k}={v}" for k, v in sim.env().items()), flush=True)
+        else:
+            print(json.dumps(sim.describe()), flush=True)
         await stop.wait()
     print("simulator stopped", file=sys.stderr)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .ws import send_server_shutdown
@@ -22,6 +23,8 @@ class Faults:
         self.stall_until = 0.0
         self.reject_handshakes = 0
         self.rest_faults: list[dict[str, Any]] = []
+        self.before_subscribe: Callable[[Any], None] | None = None
+        """Called once with the connection of the next SUBSCRIBE, before it takes effect (in-process tests)."""
 
     async def call(self, action: str, args: dict[str, Any]) -> Any:
         if action not in self.ACTIONS:

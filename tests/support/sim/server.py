@@ -241,4 +241,11 @@ class BinanceSim:
         await asyncio.wait_for(asyncio.gather(*self._replay_tasks.values(), return_exceptions=True), timeout)
 
     def describe(self) -> dict[str, Any]:
-        return {"rest_url": self.rest_url, "ws_url": self.ws_url, "control_url": self.rest_url + "/_sim/"}
+        return {"rest_url": self.rest_url, "ws_url": self.ws_url, "control_url": self.rest_url + "/_sim/",
+                "env": self.env()}
+
+    def env(self) -> dict[str, str]:
+        """The settings that point binance-mcp and binance-streamd at this simulator (spot, futures, WS API)."""
+        return {"BINANCE_MCP_REST_BASE_URL": self.rest_url, "BINANCE_MCP_WS_BASE_URL": self.ws_url,
+                "BINANCE_MCP_WS_API_URL": self.ws_api_url, "BINANCE_MCP_FUTURES_REST_BASE_URL": self.rest_url,
+                "BINANCE_MCP_FUTURES_WS_BASE_URL": self.ws_url}

@@ -145,6 +145,9 @@ class SimConnection:
                 self.send_control({"code": 2, "msg": f"Invalid request: invalid stream name {bad[0]}", "id": rid})
                 return
             if method == "SUBSCRIBE":
+                hook, self.sim.faults.before_subscribe = self.sim.faults.before_subscribe, None
+                if hook is not None:  # a test's one-off fault, run before this subscription takes effect
+                    hook(self)
                 if len(set(self.streams) | set(params)) > self.sim.config.max_streams:
                     self.send_control({"code": 2, "msg": "Invalid request: too many streams", "id": rid})
                     return
