@@ -31,6 +31,8 @@ import redis.asyncio as aioredis
 from binance_common.errors import BinanceError
 from binance_common.feedstore import (
     COUNTER_FIELDS,
+    F_DATA,
+    F_GAP,
     StatusRecord,
     StreamCounters,
     StreamState,
@@ -118,6 +120,18 @@ class DataPath:
         return st
 
     # --- resume from Redis ----------------------------------------------------------------------------
+    def _queued_last_id(self, st: Stream) -> int | None:
+        """The last id of ``st`` still queued in the writer (a stream dropped and wanted again before its
+        entries reached Redis): the history will end there, not where Redis ends now."""
+        field = TRADE_ID_FIELD[st.kind]
+        for name, payload, _, kind in reversed(self.writer.pending):
+            if name == st.name:
+                try:
+                    return entry_last_id(decode_history({F_GAP if kind == GAP else F_DATA: payload}), field)
+                except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+                    return None
+        return None
+
     async def resume(self, redis: aioredis.Redis, keys: Keys, streams: list[Stream]) -> None:
         """Start each trade stream from the last id its history accounts for (else from its recorded first
         acknowledgement). One round trip for all of them."""
@@ -131,14 +145,15 @@ class DataPath:
         rows = await pipe.execute()
         for i, st in enumerate(streams):
             last, first_ack = rows[2 * i], rows[2 * i + 1]
-            if last:
+            lid = self._queued_last_id(st)  # entries of an earlier subscription still on their way to Redis
+            if last and lid is None:
                 try:
                     lid = entry_last_id(decode_history(last[0][1]), TRADE_ID_FIELD[st.kind])
                 except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
                     lid = None
-                if lid is not None:
-                    st.seq.last_id = lid
-                    continue
+            if lid is not None:
+                st.seq.last_id = lid
+                continue
             if first_ack and (v := int(first_ack)) > 0:
                 st.first_ack = v
 

@@ -19,6 +19,7 @@ from tests.unit.test_catchup import FakeVenue
 class FakeWriter:
     def __init__(self) -> None:
         self.rows: list[tuple[str, Any, int]] = []  # (stream, decoded payload, kind)
+        self.pending: list[tuple[str, bytes, int, int]] = []  # nothing is ever waiting for Redis here
 
     def add(self, stream: str, payload: bytes, recv_ms: int, kind: int = LIVE) -> None:
         self.rows.append((stream, orjson.loads(payload), kind))
@@ -161,6 +162,20 @@ async def test_resume_from_what_redis_holds(fake_redis, keys) -> None:
     dp.acknowledged(a, 1)
     await settle(a)
     assert w.ids(a.name) == list(range(251, 301))
+
+
+async def test_a_stream_wanted_again_resumes_after_what_is_still_queued_for_redis(fake_redis, keys) -> None:
+    """Dropped and wanted again before its entries reached Redis: the history will end at the queued entries,
+    so the catch-up starts after them (from Redis's end it would write them twice)."""
+    dp, w, _ = make(FakeVenue(last=300))
+    a = stream(dp, "nknusdt@aggTrade")
+    await fake_redis.xadd(keys.history(a.name), {"d": agg(250), "r": 1})
+    w.pending = [(a.name, agg(251), 1, LIVE), ("other@trade", b"{}", 1, LIVE), (a.name, agg(260), 1, LIVE)]
+    await dp.resume(fake_redis, keys, [a])
+    assert a.seq.last_id == 260
+    dp.acknowledged(a, 1)
+    await settle(a)
+    assert w.ids(a.name) == list(range(261, 301))
 
 
 async def test_retryable_failures_keep_holding_and_retry(monkeypatch: pytest.MonkeyPatch) -> None:
