@@ -242,6 +242,9 @@ async def test_live_order_book(rep: Replica, daemon: FakeDaemon) -> None:
         assert d["bid_notional"] == "349.5000000000" and d["ask_notional"] == "175.6750"
         assert out["levels_available"] == {"bids": 4, "asks": 3}
         assert out["freshness"]["stale"] is False and out["freshness"]["source"] == "ws"
+        assert d["complete"] is True  # the band ends at 99.0495 / 101.0505, inside 95.00 .. 103.00
+        wide = (await call(client, "get_live_order_book", {"symbol": "BTCUSDT", "band_pct": 5}))["depth"]
+        assert wide["complete"] is False and wide["ask_levels"] == 3  # up to 105.0525, past 103.00: a lower bound
 
 
 async def test_order_book_missing_says_how_to_get_one(rep: Replica) -> None:

@@ -25,6 +25,8 @@ INTENDED_ADDITIONS: set[tuple[str, str, str]] = {
     *((t, "output", f) for t in SERIES for f in ("columns", "rows")),
     # The USD-M futures book kept by the daemon (um:<symbol>@depth@100ms).
     ("get_live_order_book", "input", "venue"),
+    # Whether the depth band ends inside the levels the feed holds (else its figures are a lower bound).
+    ("get_live_order_book", "output", "depth.complete"),
 }
 
 

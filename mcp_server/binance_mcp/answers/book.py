@@ -155,6 +155,9 @@ class BandDepth(BaseModel):
     ask_notional: str
     bid_levels: int
     ask_levels: int
+    complete: bool = Field(True, description=(
+        "False when the band reaches past the deepest level held on a side (levels_available): the figures "
+        "then count only the levels held, a lower bound. Ask fewer band_pct, or the REST book with more levels."))
 
 
 class OrderBookView(LiveAnswer):
@@ -195,6 +198,7 @@ def book_view(
             bid_quantity=fmt(b.bid_qty), bid_notional=fmt(b.bid_notional),
             ask_quantity=fmt(b.ask_qty), ask_notional=fmt(b.ask_notional),
             bid_levels=b.bid_levels, ask_levels=b.ask_levels,
+            complete=b.low >= bids[-1][0] and b.high <= asks[-1][0],  # the band ends inside the levels held
         ) if b else None,
         levels_available={"bids": len(bids), "asks": len(asks)},
         freshness=freshness,
