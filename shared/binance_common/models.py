@@ -131,6 +131,24 @@ class AvgPrice(_SymbolEvent):
     last_trade_time: int = Field(alias="T")
 
 
+class ReferencePrice(_Event):
+    """``<s>@referencePrice``: the reference price of the price-range execution rule (``r`` null when none)."""
+
+    event_type: Literal["referencePrice"] = Field("referencePrice", alias="e")
+    symbol: str = Field(alias="s")
+    reference_price: Decimal | None = Field(None, alias="r")
+    valid_time: int = Field(alias="t", description="engine time (ms) at which the reference price was valid")
+
+
+class BlockTrade(_SymbolEvent):
+    event_type: Literal["blockTrade"] = Field("blockTrade", alias="e")
+    block_trade_id: int = Field(alias="t")
+    price: Decimal = Field(alias="p")
+    quantity: Decimal = Field(alias="q")
+    trade_time: int = Field(alias="T")
+    buyer_is_maker: bool = Field(alias="m")
+
+
 class PartialDepth(_Event):
     last_update_id: int = Field(alias="lastUpdateId")
     bids: list[PriceLevel]
@@ -168,6 +186,8 @@ _SINGLE: dict[StreamKind, type[_Event]] = {
     StreamKind.PARTIAL_DEPTH: PartialDepth,
     StreamKind.DEPTH: DepthUpdate,
     StreamKind.MARK_PRICE: MarkPriceUpdate,
+    StreamKind.REFERENCE_PRICE: ReferencePrice,
+    StreamKind.BLOCK_TRADE: BlockTrade,
 }
 _ARRAY: dict[StreamKind, type[_Event]] = {
     StreamKind.ALL_MINI_TICKERS: MiniTicker,

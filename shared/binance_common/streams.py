@@ -51,6 +51,8 @@ class StreamKind(StrEnum):
     DEPTH = "depth"
     MARK_PRICE = "markPrice"
     FORCE_ORDER = "forceOrder"
+    REFERENCE_PRICE = "referencePrice"  # spot: the price-range execution rule's reference price, every second
+    BLOCK_TRADE = "blockTrade"  # spot: block trades, as they happen
 
 
 FUTURES_PREFIX = "um:"
@@ -58,7 +60,7 @@ FUTURES_PREFIX = "um:"
 (``btcusdt@aggTrade`` exists on both)."""
 FUTURES_KLINE_INTERVALS = tuple(i for i in KLINE_INTERVALS if i != "1s")
 EVENT_DRIVEN_KINDS = frozenset({StreamKind.TRADE, StreamKind.AGG_TRADE, StreamKind.DEPTH, StreamKind.BOOK_TICKER,
-                                StreamKind.FORCE_ORDER})
+                                StreamKind.FORCE_ORDER, StreamKind.BLOCK_TRADE})
 FUTURES_PUBLIC_KINDS = frozenset({StreamKind.DEPTH, StreamKind.PARTIAL_DEPTH, StreamKind.BOOK_TICKER})
 """Futures streams Binance serves on ``/public`` (high-frequency book data); every other kind is on ``/market``.
 A stream subscribed on the wrong path is acknowledged and then silent."""
@@ -70,7 +72,8 @@ TRADE_ID_FIELD: dict[StreamKind, str] = {StreamKind.TRADE: "t", StreamKind.AGG_T
 ALLOWED_FORMS = (
     "<symbol>@trade, <symbol>@aggTrade, <symbol>@kline_<interval>[@+HH:MM], <symbol>@miniTicker, "
     "!miniTicker@arr, <symbol>@ticker, <symbol>@ticker_<1h|4h|1d>, !ticker_<1h|4h|1d>@arr, "
-    "<symbol>@bookTicker, <symbol>@avgPrice, <symbol>@depth<5|10|20>[@100ms], <symbol>@depth[@100ms]; "
+    "<symbol>@bookTicker, <symbol>@avgPrice, <symbol>@depth<5|10|20>[@100ms], <symbol>@depth[@100ms], "
+    "<symbol>@referencePrice, <symbol>@blockTrade; "
     "symbols are lowercase (e.g. btcusdt); intervals: " + " ".join(KLINE_INTERVALS) + "; USD-M futures: "
     "um:<symbol>@aggTrade, um:<symbol>@markPrice[@1s], um:<symbol>@kline_<interval>, um:<symbol>@miniTicker, "
     "um:<symbol>@ticker, um:<symbol>@bookTicker, um:<symbol>@forceOrder, um:<symbol>@depth[@100ms|@500ms], "
@@ -183,6 +186,10 @@ def _parse(name: str) -> StreamSpec:
         return StreamSpec(name, StreamKind.BOOK_TICKER, symbol)
     if rest == "avgPrice":
         return StreamSpec(name, StreamKind.AVG_PRICE, symbol)
+    if rest == "referencePrice":
+        return StreamSpec(name, StreamKind.REFERENCE_PRICE, symbol)
+    if rest == "blockTrade":
+        return StreamSpec(name, StreamKind.BLOCK_TRADE, symbol)
     if rest.startswith("kline_"):
         body = rest[len("kline_") :]
         interval, at, tz = body.partition("@")
@@ -262,7 +269,8 @@ def build_stream(
     """Build a canonical stream name from parts; raises the same errors as :func:`parse_stream`.
 
     ``kind`` is one of: trade, aggTrade, kline, miniTicker, ticker, rollingTicker, bookTicker, avgPrice,
-    depth (diffs; with ``levels`` 5/10/20 a partial book), allMiniTickers, allRollingTickers.
+    depth (diffs; with ``levels`` 5/10/20 a partial book), referencePrice, blockTrade, allMiniTickers,
+    allRollingTickers.
     """
     k = kind.strip()
     low = k.lower()
@@ -280,6 +288,8 @@ def build_stream(
         "ticker": "ticker",
         "bookticker": "bookTicker",
         "avgprice": "avgPrice",
+        "referenceprice": "referencePrice",
+        "blocktrade": "blockTrade",
     }.get(low)
     if suffix:
         name = f"{sym}@{suffix}"

@@ -48,8 +48,12 @@ def request_weight(path: str, params: Mapping[str, Any] | None = None) -> int:
         return 1
     if path == "/api/v3/exchangeInfo":
         return 20
-    if path in ("/api/v3/trades", "/api/v3/historicalTrades"):
+    if path in ("/api/v3/trades", "/api/v3/historicalTrades", "/api/v3/historicalBlockTrades"):
         return 25
+    if path in ("/api/v3/referencePrice", "/api/v3/referencePrice/calculation"):
+        return 2
+    if path == "/api/v3/executionRules":  # 2 a symbol up to 40; every symbol (or one status): 40
+        return min(40, 2 * n) if n is not None and not p.get("symbolStatus") else 40
     if path == "/api/v3/aggTrades":
         return 4
     if path in ("/api/v3/klines", "/api/v3/uiKlines", "/api/v3/avgPrice"):

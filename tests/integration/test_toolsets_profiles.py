@@ -76,10 +76,10 @@ async def test_enable_toolsets_adds_tools_and_tells_the_client(settings_factory,
                 with anyio.fail_after(5):
                     event = await sub.__anext__()
                 assert "Tools" in type(event).__name__, event
-            assert set(res["added"]) == {s.name for s in tools.ACCOUNT}
+            assert set(res["added"]) == {s.name for s in tools.ACCOUNT} | {"get_price_rules"}
             assert set(res["enabled"]) >= {"streams", "account", "trading"}
             after = {t.name for t in (await c.list_tools()).tools}
-            assert after - before == {s.name for s in tools.ACCOUNT}
+            assert after - before == {s.name for s in tools.ACCOUNT} | {"get_price_rules"}
             again = await call(c, "enable_toolsets", {"toolsets": ["account"]})
             assert again["added"] == []
             assert (await call(c, "get_order_rate_limits"))["limits"]

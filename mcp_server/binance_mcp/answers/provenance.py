@@ -52,6 +52,8 @@ LIMITS: dict[StreamKind, Limits] = {
     StreamKind.AVG_PRICE: Limits(5_000, 10_000),
     StreamKind.MARK_PRICE: Limits(5_000, 10_000),
     StreamKind.FORCE_ORDER: Limits(60_000, 600_000),
+    StreamKind.REFERENCE_PRICE: Limits(5_000, 10_000),
+    StreamKind.BLOCK_TRADE: Limits(60_000, 600_000),
 }
 DEFAULT_LIMITS = Limits(5_000, 60_000)
 BOOK_LIMITS = Limits(5_000, 10_000)

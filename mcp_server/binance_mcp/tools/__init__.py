@@ -6,7 +6,7 @@ module             tools
 ``general``        ping_binance, get_server_time
 ``symbols``        get_exchange_info, search_symbols, get_symbol_info
 ``books``          get_order_book, get_live_order_book
-``trades``         get_recent_trades, get_historical_trades, get_aggregate_trades
+``trades``         get_recent_trades, get_historical_trades, get_aggregate_trades, get_block_trades
 ``klines``         get_klines, get_ui_klines
 ``prices``         get_price, get_all_prices, get_average_price, get_book_ticker, get_all_book_tickers
 ``tickers``        get_24hr_ticker, get_all_24hr_tickers, get_trading_day_ticker, get_all_trading_day_tickers,
@@ -15,6 +15,7 @@ module             tools
                    get_stream_latest, get_stream_history, get_feed_status
 ``account``        get_account, get_balances, get_trading_fees, get_account_events, get_order_rate_limits
 ``orders``         get_open_orders, get_order, get_orders, get_my_trades, get_prevented_matches
+``price_rules``    get_price_rules
 ``futures``        get_futures_exchange_info, get_futures_order_book, get_futures_recent_trades,
                    get_futures_aggregate_trades, get_futures_klines, get_mark_price, get_futures_24hr_ticker,
                    get_futures_book_ticker, get_futures_price
@@ -25,8 +26,8 @@ module             tools
 
 Toolsets (``BINANCE_MCP_TOOLSETS``, :data:`TOOLSETS`) group them for clients that show few tools: ``spot``
 (general, symbols, the REST book, trades, klines, prices, tickers), ``streams`` (with the live book), ``account`` (the signed reads of the
-account, orders and fills), ``trading`` (order-count limits, prevented matches), ``futures``. The signed
-toolsets are registered only when an API key is configured.
+account, orders and fills), ``trading`` (the price-range rule; with a key, order-count limits and prevented
+matches), ``futures``. A tool that signs its requests is registered only when an API key is configured.
 
 What they share (the typed :class:`~.context.ToolContext`, argument types, sizes, :func:`~.context.bind`) is
 in :mod:`.context`.
@@ -48,6 +49,7 @@ from . import (
     general,
     klines,
     orders,
+    price_rules,
     prices,
     streams,
     symbols,
@@ -63,24 +65,34 @@ TOOLSETS: dict[str, tuple[ToolSpec, ...]] = {
              *tickers.TOOLS),
     "streams": (*streams.TOOLS, *books.FEED),
     "account": (*account.TOOLS, *orders.TOOLS),
-    "trading": (*account.TRADING, *orders.TRADING),
+    "trading": (*price_rules.TOOLS, *account.TRADING, *orders.TRADING),
     "futures": (*futures.TOOLS, *futures_stats.TOOLS),
 }
-SIGNED_TOOLSETS = ("account", "trading")
 ALL: tuple[ToolSpec, ...] = (*TOOLSETS["spot"], *TOOLSETS["streams"])
 """The public market tools (the default without an API key)."""
-ACCOUNT: tuple[ToolSpec, ...] = (*TOOLSETS["account"], *TOOLSETS["trading"])
+ACCOUNT: tuple[ToolSpec, ...] = (*account.TOOLS, *orders.TOOLS, *account.TRADING, *orders.TRADING)
 """Every signed tool."""
+SIGNED = frozenset(spec.name for spec in ACCOUNT)
+SIGNED_TOOLSETS = tuple(n for n, specs in TOOLSETS.items() if specs and all(s.name in SIGNED for s in specs))
+"""Toolsets with nothing to offer without an API key."""
+
+
+def usable(name: str, settings: Settings) -> tuple[ToolSpec, ...]:
+    """The tools of toolset ``name`` this server can offer: the signed ones only with an API key."""
+    if settings.has_credentials:
+        return TOOLSETS[name]
+    return tuple(spec for spec in TOOLSETS[name] if spec.name not in SIGNED)
 
 
 def selected(settings: Settings) -> tuple[ToolSpec, ...]:
     """The tools of the configured toolsets; signed toolsets only with an API key."""
     out: list[ToolSpec] = []
     for name in settings.toolsets:
-        if name in SIGNED_TOOLSETS and not settings.has_credentials:
-            log.info("toolset %s needs an API key (BINANCE_MCP_API_KEY); not listed", name)
-            continue
-        out += TOOLSETS[name]
+        specs = usable(name, settings)
+        if len(specs) < len(TOOLSETS[name]):
+            log.info("toolset %s: %d tools need an API key (BINANCE_MCP_API_KEY); not listed", name,
+                     len(TOOLSETS[name]) - len(specs))
+        out += specs
     return tuple(out)
 
 

@@ -32,12 +32,13 @@ async def enable_toolsets(
     ctx: Context,
     toolsets: Annotated[list[ToolsetName], Field(max_length=5, description=(
         "Toolsets to add: spot (REST market data), streams (the live feed), account (balances, orders, fills), "
-        "trading (order-count limits, prevented matches), futures (USD-M futures market data). Empty: only "
+        "trading (the price-range rule; with a key, order-count limits and prevented matches), futures (USD-M "
+        "futures market data). Empty: only "
         "list them."))] = [],  # noqa: B006 (pydantic copies defaults)
 ) -> Annotated[CallToolResult, Toolsets]:
     """List the toolsets, or add some to this server's tools (the client is notified that the tool list
     changed; call tools/list again to see them)."""
-    from . import SIGNED_TOOLSETS, TOOLSETS, register
+    from . import SIGNED_TOOLSETS, TOOLSETS, register, usable
 
     unavailable = {n: "needs an API key (BINANCE_MCP_API_KEY in the server's environment)"
                    for n in SIGNED_TOOLSETS if not tc.settings.has_credentials}
@@ -45,7 +46,7 @@ async def enable_toolsets(
     for name in toolsets:
         if name in unavailable:
             continue
-        fresh = tuple(spec for spec in TOOLSETS[name] if spec.name not in tc.registered)
+        fresh = tuple(spec for spec in usable(name, tc.settings) if spec.name not in tc.registered)
         register(tc.mcp, tc, fresh)
         added += [spec.name for spec in fresh]
     if added:
@@ -53,7 +54,8 @@ async def enable_toolsets(
             await ctx.request_context.session.send_tool_list_changed()
         with contextlib.suppress(Exception):
             await ctx.notify_tools_changed()
-    enabled = [n for n, specs in TOOLSETS.items() if specs and all(s.name in tc.registered for s in specs)]
+    enabled = [n for n in TOOLSETS if (specs := usable(n, tc.settings))
+               and all(s.name in tc.registered for s in specs)]
     return respond(Toolsets(added=added, enabled=enabled, unavailable=unavailable,
                             available={n: [s.name for s in specs] for n, specs in TOOLSETS.items()}))
 

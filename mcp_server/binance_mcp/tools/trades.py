@@ -139,6 +139,30 @@ async def get_historical_trades(
     return respond_trades(TradeList, rows, rest_meta(), sym, compact, tc.settings.answer_budget_bytes, "first", extra)
 
 
+async def get_block_trades(
+    tc: ToolContext,
+    symbol: SymbolArg,
+    from_id: int = Field(ge=0, le=MAX_ID, description="First block trade id (Binance needs one; 0 = the oldest kept)."),
+    limit: int = Field(TRADES[0], ge=1, le=TRADES[1], description="Block trades to return."),
+    compact: CompactArg = False,
+) -> Annotated[CallToolResult, TradeList]:
+    """Block trades of a symbol by block trade id, oldest first, with a summary (GET
+    /api/v3/historicalBlockTrades, weight 25). Page on with next_from_id. New block trades as they happen:
+    subscribe_streams(['<symbol>@blockTrade']) then get_stream_history. At most about 20 KB of text
+    (answer_budget_bytes): a longer answer is cut (truncated) and next_from_id continues."""
+    sym = await tc.symbol(symbol)
+    raw = await tc.rest("/api/v3/historicalBlockTrades", {"symbol": sym, "fromId": from_id, "limit": limit},
+                        symbols=[sym])
+    rows = [trade_from_rest(d) for d in raw]
+
+    def extra(kept: Sequence[TradeRow], cut: int) -> dict[str, Any]:
+        hint = (f"{len(kept)} of {len(rows)} block trades fit the answer budget; continue with from_id=next_from_id"
+                if cut else None if kept else f"no block trade from id {from_id} on")
+        return {"next_from_id": kept[-1].id + 1 if kept else None, "hint": hint}
+
+    return respond_trades(TradeList, rows, rest_meta(), sym, compact, tc.settings.answer_budget_bytes, "first", extra)
+
+
 async def get_aggregate_trades(
     tc: ToolContext,
     symbol: SymbolArg,
@@ -195,4 +219,5 @@ TOOLS = (
     ToolSpec(get_recent_trades, "Recent trades", READ_ONLY),
     ToolSpec(get_historical_trades, "Historical trades", READ_ONLY),
     ToolSpec(get_aggregate_trades, "Aggregate trades", READ_ONLY),
+    ToolSpec(get_block_trades, "Block trades", READ_ONLY),
 )

@@ -116,6 +116,11 @@ class Hub:
                     self.publish(f"{sym}@trade", m.trade_payload(t, t_ms))
             if agg and self.wanted(f"{sym}@aggTrade"):
                 self.publish(f"{sym}@aggTrade", m.agg_payload(agg, t_ms))
+        for t in trades:
+            if t["t"] % m.BLOCK_EVERY == 0:
+                block = m.block_trade(t, t_ms)
+                if self.wanted(f"{sym}@blockTrade"):
+                    self.publish(f"{sym}@blockTrade", block)
         if trades:
             for stream in [s for s in self.subs if s.startswith(f"{sym}@kline_")]:
                 p = parse(stream)
@@ -195,6 +200,9 @@ class Hub:
         for w, span in WINDOWS.items():
             if self.wanted(f"{sym}@ticker_{w}"):
                 self.publish(f"{sym}@ticker_{w}", self.window(m, w, span, t_ms))
+        if self.wanted(f"{sym}@referencePrice"):
+            self.publish(f"{sym}@referencePrice", {"e": "referencePrice", "s": m.symbol,
+                                                   "r": m.reference_price(t_ms), "t": t_ms})
         if self.wanted(f"{sym}@avgPrice"):
             self.publish(f"{sym}@avgPrice", {"e": "avgPrice", "E": t_ms, "s": m.symbol, "i": "5m",
                                              "w": fmt(m.avg_price(t_ms)), "T": t_ms})

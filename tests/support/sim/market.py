@@ -37,6 +37,8 @@ class Market:
     agg_id: int = 2_000_000
     trades: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
     aggs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    block_id: int = 900
+    blocks: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
     status: str = "TRADING"
 
     def __post_init__(self) -> None:
@@ -187,6 +189,22 @@ class Market:
                 "l": self.px(st["l"]), "c": fmt(c), "v": self.qty(st["v"]), "q": fmt(Decimal(st["qv"])),
                 "O": st["O"], "C": st["C"], "F": st["F"], "L": st["L"], "n": st["n"],
                 "Q": self.qty(st["lastQ"])}
+
+    BLOCK_EVERY = 25  # every 25th trade id comes with a block trade (100 times its quantity)
+
+    def block_trade(self, t: dict[str, Any], event_ms: int) -> dict[str, Any]:
+        """Record the block trade that comes with trade ``t``; its ``<s>@blockTrade`` payload."""
+        self.block_id += 1
+        b = {"t": self.block_id, "p": t["p"], "q": t["q"] * 100, "T": t["T"], "m": t["m"]}
+        self.blocks.append(b)
+        return {"e": "blockTrade", "E": event_ms, "s": self.symbol, "t": b["t"], "p": self.px(b["p"]),
+                "q": self.qty(b["q"]), "T": b["T"], "m": b["m"]}
+
+    def reference_price(self, now_ms: int) -> str | None:
+        """The price-range rule's reference price: the 5-minute average, on the tick; None for a BTC-quoted pair."""
+        if self.quote == "BTC":
+            return None
+        return fmt(self.avg_price(now_ms).quantize(self.tick))
 
     def avg_price(self, now_ms: int, mins: int = 5) -> Decimal:
         ts = [t for t in self.trades if t["T"] >= now_ms - mins * 60_000]

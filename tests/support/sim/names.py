@@ -10,7 +10,8 @@ INTERVALS = {"1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900
 WINDOWS = {"1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}
 
 _RE = re.compile(
-    r"^(?P<sym>[a-z0-9]+)@(?:(?P<simple>trade|aggTrade|miniTicker|ticker|bookTicker|avgPrice)"
+    r"^(?P<sym>[a-z0-9]+)@(?:(?P<simple>trade|aggTrade|miniTicker|ticker|bookTicker|avgPrice|referencePrice"
+    r"|blockTrade)"
     r"|kline_(?P<interval>1s|1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M)(?:@(?P<tz>[+-]\d{2}:\d{2}))?"
     r"|ticker_(?P<window>1h|4h|1d)"
     r"|depth(?P<levels>5|10|20)?(?:@(?P<speed>100ms|1000ms))?)$"

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from . import account_rest
 from .market import Market, fmt
 from .names import INTERVALS
+from .price_rules import ApiError, PriceRuleEndpoints
 
 if TYPE_CHECKING:
     from .server import BinanceSim
@@ -26,11 +27,6 @@ if TYPE_CHECKING:
 GEO_MSG = ("Service unavailable from a restricted location according to 'b. Eligibility' in "
            "https://www.binance.com/en/terms. Please contact customer service if you believe you received this "
            "message in error.")
-
-
-class ApiError(Exception):
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
-        self.code, self.msg, self.status = code, msg, status
 
 
 def _ms() -> int:
@@ -44,8 +40,12 @@ def _weight(path: str, q: dict[str, str]) -> int:
     if path == "depth":
         lim = int(q.get("limit", "100") or 100)
         return 5 if lim <= 100 else 25 if lim <= 500 else 50 if lim <= 1000 else 250
-    if path in ("trades", "historicalTrades"):
+    if path in ("trades", "historicalTrades", "historicalBlockTrades"):
         return 25
+    if path in ("referencePrice", "referencePrice/calculation"):
+        return 2
+    if path == "executionRules":
+        return min(40, 2 * nsym) if nsym and not q.get("symbolStatus") else 40
     if path == "exchangeInfo":
         return 20
     if path in ("aggTrades",):
@@ -61,7 +61,7 @@ def _weight(path: str, q: dict[str, str]) -> int:
     return 1
 
 
-class RestApi:
+class RestApi(PriceRuleEndpoints):
     def __init__(self, sim: BinanceSim) -> None:
         self.sim = sim
         self.weight: dict[tuple[str, int], int] = defaultdict(int)  # (ip, minute) -> weight
