@@ -297,14 +297,19 @@ class DataPath:
     async def _fill(self, st: Stream) -> None:
         attempt = 0
         try:
-            while st.fill_wanted and st.acked:
+            while st.fill_wanted and st.acked and not st.parked:
                 await self.writer.writable()  # a Redis that is down would only throw the records away
+                if st.parked:  # Redis went back in time meanwhile: the unpark restarts the fill from there
+                    break
                 st.fill_wanted = False
                 until, st.fill_until = st.fill_until, None
+                taken_back = st.taken_back  # a take-back during the REST call moves the position: plan again
                 try:
                     records = await plan_fill(self._source(st), last_id=st.seq.last_id,
                                               start_ms=st.first_ack or None, until_id=until, max_ids=self.max_ids)
                 except BinanceError as e:  # retryable (5xx, transport): try again, still holding
+                    if st.parked:
+                        break
                     if st.fill_wanted:  # asked again meanwhile (a drop: up to the present): cover both asks
                         st.fill_until = None if until is None or st.fill_until is None else max(until, st.fill_until)
                     else:
@@ -315,6 +320,8 @@ class DataPath:
                     log.warning("%s: catch-up failed (%s); retrying in %.1f s", st.name, e, delay)
                     await asyncio.sleep(delay)
                     continue
+                if st.parked or st.taken_back != taken_back:
+                    continue  # planned from a position that no longer holds (the take-back asked a new fill)
                 self.fills += 1
                 got = self._write_records(st, records)
                 if got and until is None:  # a catch-up that found trades the connection missed
@@ -352,14 +359,14 @@ class DataPath:
         return got
 
     def _write_gap(self, st: Stream, lo: int | None, hi: int, reason: str) -> None:
-        self.writer.add(st.name, encode_gap(lo, hi, reason), now_ms(), GAP)
+        if st.seq.last_id is None or hi > st.seq.last_id:  # before add(): a take-back inside it must win
+            st.seq.last_id = hi
         st.gaps_unfilled += 1
         if lo is not None:
             st.ids_missing += max(0, hi - lo + 1)
         st.reason = f"gap {lo if lo is not None else '?'}..{hi} not recovered: {reason}"
-        if st.seq.last_id is None or hi > st.seq.last_id:
-            st.seq.last_id = hi
         log.warning("%s: %s", st.name, st.reason)
+        self.writer.add(st.name, encode_gap(lo, hi, reason), now_ms(), GAP)
 
     def _release(self, st: Stream) -> None:
         """Pass the held messages through the sequencer in order; a new gap starts another fill."""

@@ -40,6 +40,10 @@ class FuturesLocalBook(LocalBook):
         super().apply_snapshot(last_update_id, bids, asks, limit)
         self._first = True
 
+    @property
+    def awaiting_first_diff(self) -> bool:
+        return self._first  # it must straddle the snapshot (pu is not the snapshot's id)
+
     def apply_diff(self, payload: dict[str, Any]) -> bool:
         if not self._first and payload["u"] <= self.last_update_id:
             return False  # a duplicate (two connections overlapping)

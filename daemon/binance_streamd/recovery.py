@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from typing import Any
 
 import orjson
 
@@ -26,6 +27,8 @@ from .datapath import DataPath, Stream
 from .writer import GAP, LIVE, Message
 
 log = logging.getLogger(__name__)
+
+UNPARK_ATTEMPTS = 8  # about 25 s of retries before parked streams go on from the positions they hold
 
 
 class RedisRecovery:
@@ -45,7 +48,8 @@ class RedisRecovery:
             return False
         try:
             obj = orjson.loads(payload)
-            first = obj.get("from") if kind == GAP else obj[TRADE_ID_FIELD[st.kind]]
+            # a gap entry: back to its start (an unknown start: right after it, the entry's note is lost)
+            first = (obj.get("from") or obj["to"] + 1) if kind == GAP else obj[TRADE_ID_FIELD[st.kind]]
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             return False
         dp.writer.dropped += len(dp.writer.withdraw(stream))  # fetched again by the fill
@@ -81,7 +85,8 @@ class RedisRecovery:
         """Read where each parked stream's history ends (retrying while Redis fails) and catch it up from there."""
         w = self.dp.writer
         delay = 0.5
-        while True:
+        ends: list[Any] = [None] * len(streams)
+        for attempt in range(UNPARK_ATTEMPTS):
             try:
                 pipe = w.redis.pipeline(transaction=False)
                 for st in streams:
@@ -89,19 +94,27 @@ class RedisRecovery:
                 ends = await pipe.execute()
                 break
             except Exception as e:  # Redis failing again: the streams stay parked, holding
-                log.warning("could not read where %d histories end (%s); retrying", len(streams), e)
+                log.warning("could not read where %d histories end (%s); attempt %d of %d", len(streams), e,
+                            attempt + 1, UNPARK_ATTEMPTS)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        else:
+            log.error("where %d histories end stays unknown; they go on from the positions held", len(streams))
         for st, end in zip(streams, ends, strict=True):
-            last = None
-            if end:
-                with contextlib.suppress(ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-                    last = entry_last_id(decode_history(end[0][1]), TRADE_ID_FIELD[st.kind])
-            if last is None and st.held:  # an empty history: it starts again with what is held
-                with contextlib.suppress(KeyError, TypeError):
-                    last = st.held[0][1][TRADE_ID_FIELD[st.kind]] - 1
-            if last is not None:
-                st.seq.last_id = last
+            if self.dp.states.get(st.name) is not st:
+                continue  # forgotten meanwhile (a new subscription resumes by itself)
+            if end is not None:
+                last = None
+                if end:
+                    with contextlib.suppress(ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+                        last = entry_last_id(decode_history(end[0][1]), TRADE_ID_FIELD[st.kind])
+                if last is None and st.first_ack:  # an empty history: caught up by time from the first ack
+                    st.seq.last_id = None
+                elif last is None and st.held:  # nothing to go by: it starts again with what is held
+                    with contextlib.suppress(KeyError, TypeError):
+                        st.seq.last_id = st.held[0][1][TRADE_ID_FIELD[st.kind]] - 1
+                elif last is not None:
+                    st.seq.last_id = last
             st.parked = False
             st.fill_wanted, st.fill_until = True, None
             log.info("%s: back to id %s after Redis lost writes", st.name, last)

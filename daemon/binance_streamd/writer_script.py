@@ -224,6 +224,8 @@ class ScriptStrategy:
                     self._has_inflight.clear()
                     await self._has_inflight.wait()
                 await self._conn.read_response()  # raises the batch's error (NoScriptError, ...)
+                if not self._inflight:
+                    continue  # the batches were discarded meanwhile (this daemon stepped down)
                 n, books, no = self._inflight.popleft()
                 self._confirmed = max(self._confirmed, no)
                 w._sent -= n

@@ -133,3 +133,17 @@ def test_a_snapshot_only_book_is_proved_after_a_reconnect_by_the_next_events_pu(
     sync.suspend()
     res = sync.on_diff(dict(events[3], U=events[2]["u"] + 5))  # pu == the snapshot's id, U jumps past it
     assert res.changed and not res.gap and sync.state == "live" and book_of(sync) == truths[4]
+
+
+def test_a_book_built_from_a_snapshot_while_down_is_proved_by_its_straddling_first_event() -> None:
+    """The snapshot lands while the connection is down: the book waits (verifying); the first event after the
+    reconnect straddles the snapshot (its pu is not the snapshot's id), which proves it without a new snapshot."""
+    events, truths = stream(20, 5)
+    sync = FuturesBookSync("UM:BTCUSDT")
+    sync.on_diff(events[3])
+    sync.suspend()
+    res = snapshot(sync, events, truths, 6)  # lastUpdateId = u of event 6
+    assert not res.changed and sync.state == "verifying"
+    sync.resumed()
+    assert sync.on_diff(events[6]).changed and sync.state == "live"  # straddles: U <= L <= u
+    assert sync.resyncs == 0 and book_of(sync) == truths[7]
