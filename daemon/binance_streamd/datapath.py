@@ -120,17 +120,23 @@ class DataPath:
         return st
 
     # --- resume from Redis ----------------------------------------------------------------------------
-    def _queued_last_id(self, st: Stream) -> int | None:
-        """The last id of ``st`` still queued in the writer (a stream dropped and wanted again before its
-        entries reached Redis): the history will end there, not where Redis ends now."""
-        field = TRADE_ID_FIELD[st.kind]
+    def _queued_last_ids(self, streams: list[Stream]) -> dict[str, int | None]:
+        """The last id of each of ``streams`` still queued in the writer (a stream dropped and wanted again
+        before its entries reached Redis): its history will end there, not where Redis ends now. One pass."""
+        wanted = {st.name: TRADE_ID_FIELD[st.kind] for st in streams}
+        out: dict[str, int | None] = {}
+        if not self.writer.pending:
+            return out
         for name, payload, _, kind in reversed(self.writer.pending):
-            if name == st.name:
+            if name in wanted and name not in out:
                 try:
-                    return entry_last_id(decode_history({F_GAP if kind == GAP else F_DATA: payload}), field)
+                    out[name] = entry_last_id(decode_history({F_GAP if kind == GAP else F_DATA: payload}),
+                                              wanted[name])
                 except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-                    return None
-        return None
+                    out[name] = None
+                if len(out) == len(wanted):
+                    break
+        return out
 
     async def resume(self, redis: aioredis.Redis, keys: Keys, streams: list[Stream]) -> None:
         """Start each trade stream from the last id its history accounts for (else from its recorded first
@@ -143,9 +149,10 @@ class DataPath:
             pipe.xrevrange(keys.history(st.name), "+", "-", count=1)
             pipe.hget(keys.status(st.name), "first_ack")
         rows = await pipe.execute()
+        queued = self._queued_last_ids(streams)
         for i, st in enumerate(streams):
             last, first_ack = rows[2 * i], rows[2 * i + 1]
-            lid = self._queued_last_id(st)  # entries of an earlier subscription still on their way to Redis
+            lid = queued.get(st.name)  # entries of an earlier subscription still on their way to Redis
             if last and lid is None:
                 try:
                     lid = entry_last_id(decode_history(last[0][1]), TRADE_ID_FIELD[st.kind])
