@@ -320,3 +320,11 @@ def test_event_driven_streams_are_the_ones_a_calm_market_silences() -> None:
              "btcusdt@depth5", "!miniTicker@arr", "um:btcusdt@markPrice@1s", "um:btcusdt@depth5@100ms"]
     assert [n for n in quiet if not parse_stream(n).event_driven] == []
     assert [n for n in timed if parse_stream(n).event_driven] == []
+
+
+def test_the_2026_spot_streams_parse_and_build() -> None:
+    assert build_stream("referencePrice", "BTC/USDT") == "btcusdt@referencePrice"
+    assert build_stream("blockTrade", "ethusdt") == "ethusdt@blockTrade"
+    assert parse_stream("btcusdt@referencePrice").kind is StreamKind.REFERENCE_PRICE
+    assert parse_stream("btcusdt@blockTrade").kind is StreamKind.BLOCK_TRADE
+    assert parse_stream("btcusdt@blockTrade").event_driven and not parse_stream("btcusdt@referencePrice").event_driven

@@ -28,6 +28,21 @@ INTENDED_ADDITIONS: set[tuple[str, str, str]] = {
     # Whether the depth band ends inside the levels the feed holds (else its figures are a lower bound).
     ("get_live_order_book", "output", "depth.complete"),
 }
+INTENDED_WIDENED: set[tuple[str, str, str]] = {
+    # Binance's 2026 spot streams by kind: referencePrice, blockTrade (every earlier value still accepted).
+    ("subscribe_streams", "input", "kind"),
+}
+
+
+def _widened(old: Any, new: Any) -> bool:
+    """``new`` accepts every value ``old`` does: equal but for enums that gained values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        if set(old) != set(new):
+            return False
+        return all(set(old[k]) <= set(new[k]) if k == "enum" else _widened(old[k], new[k]) for k in old)
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(_widened(a, b) for a, b in zip(old, new, strict=True))
+    return bool(old == new)
 
 
 async def current() -> dict[str, Any]:
@@ -83,6 +98,9 @@ async def test_tools_list_keeps_every_name_schema_and_annotation() -> None:
             op, np_ = _props(o[side], od), _props(n[side], nd)
             for path, schema in op.items():
                 assert path in np_, f"{name} {side}: {path} disappeared"
+                if (name, side, path) in INTENDED_WIDENED:
+                    assert _widened(schema, np_[path]), f"{name} {side}: {path} no longer accepts what it did"
+                    continue
                 assert np_[path] == schema, f"{name} {side}: {path} changed: {schema} -> {np_[path]}"
             for path in set(np_) - set(op):
                 assert (name, side, path) in INTENDED_ADDITIONS, f"{name} {side}: {path} added (list it if intended)"

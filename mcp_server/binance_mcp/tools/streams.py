@@ -56,7 +56,7 @@ FINAL_STATES = ("live", "failed")
 
 StreamKindName = Literal[
     "trade", "aggTrade", "kline", "miniTicker", "ticker", "rollingTicker", "bookTicker", "avgPrice", "depth",
-    "allMiniTickers", "allRollingTickers",
+    "allMiniTickers", "allRollingTickers", "referencePrice", "blockTrade",
 ]
 StreamName = Annotated[str, Field(min_length=1, max_length=64)]
 
