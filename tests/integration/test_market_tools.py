@@ -232,12 +232,15 @@ async def test_order_book(rt: Runtime, sim: BinanceSim) -> None:
             assert ob["last_update_id"] == d["lastUpdateId"]
             bid, ask = float(ob["best_bid"]), float(ob["best_ask"])
             assert bid < ask and ob["spread"] == "0.02000000" and ob["depth_in_band"]["band_pct"] == "1"
+            assert ob["depth_in_band"]["complete"] is False  # 1% of 30,000 reaches far past 20 levels of 0.01
+            narrow = await call(c, "get_order_book", {"symbol": "BTCUSDT", "band_pct": 0.0001})  # 3 cents
+            assert narrow["depth_in_band"]["complete"] is True
             big = await call(c, "get_order_book", {"symbol": "BTCUSDT", "limit": 150})
             assert len(big["bids"]) == 150
     finally:
         sim.hub.paused = False
     weights = [q.get("limit") for p, q in sim.rest.requests if p == "depth"]
-    assert weights == ["20", "20", "150"]
+    assert weights == ["20", "20", "20", "150"]
 
 
 async def test_trades(rt: Runtime, sim: BinanceSim) -> None:

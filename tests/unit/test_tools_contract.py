@@ -27,6 +27,8 @@ INTENDED_ADDITIONS: set[tuple[str, str, str]] = {
     ("get_live_order_book", "input", "venue"),
     # Whether the depth band ends inside the levels the feed holds (else its figures are a lower bound).
     ("get_live_order_book", "output", "depth.complete"),
+    ("get_order_book", "output", "depth_in_band.complete"),
+    ("get_futures_order_book", "output", "depth_in_band.complete"),
 }
 INTENDED_WIDENED: set[tuple[str, str, str]] = {
     # Binance's 2026 spot streams by kind: referencePrice, blockTrade (every earlier value still accepted).

@@ -105,6 +105,9 @@ class BandDepthInfo(BaseModel):
     bid_notional: str = Field(description="Sum of price x qty of bids in the band (quote asset).")
     ask_qty: str
     ask_notional: str
+    complete: bool = Field(True, description=(
+        "False when the band reaches past the last of the `limit` levels a side returned (the book goes "
+        "deeper): the figures are then a lower bound; ask a larger limit."))
 
 
 class OrderBook(Sourced):
@@ -135,6 +138,9 @@ def order_book(meta: dict[str, Any], symbol: str, raw: dict[str, Any], limit: in
         depth_in_band=BandDepthInfo(
             band_pct=fmt_n(b.pct), bid_qty=fmt_n(b.bid_qty), bid_notional=fmt_n(b.bid_notional),
             ask_qty=fmt_n(b.ask_qty), ask_notional=fmt_n(b.ask_notional),
+            # a side cut at `limit` may go deeper than the band's end: then the band was not all counted
+            complete=not (len(raw.get("bids") or []) >= limit and b.low < bids[-1][0])
+            and not (len(raw.get("asks") or []) >= limit and b.high > asks[-1][0]),
         ) if b else None,
     )
 
