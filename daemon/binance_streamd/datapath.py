@@ -357,6 +357,8 @@ class DataPath:
                 continue
             if v.kind == "gap":  # REST skipped ids plan_fill did not report: never silent
                 self._write_gap(st, v.missing_from, v.missing_to or 0, "ids not served by REST")
+                if st.taken_back != taken_back:
+                    break  # the gap entry's write took the stream back: this record is fetched again too
             self.writer.add(st.name, orjson.dumps(rec.payload, default=str), now_ms(), BACKFILL)
             got += 1
         if got:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from typing import Any
 
 import orjson
 
@@ -28,7 +27,6 @@ from .writer import GAP, LIVE, Message
 
 log = logging.getLogger(__name__)
 
-UNPARK_ATTEMPTS = 8  # about 25 s of retries before parked streams go on from the positions they hold
 
 
 class RedisRecovery:
@@ -66,7 +64,7 @@ class RedisRecovery:
 
     def rewound(self) -> None:
         """Redis lost writes it had confirmed: park every trade stream, then (:meth:`_unpark`) take it back."""
-        parked: list[Stream] = []
+        parked: list[tuple[Stream, int]] = []
         for st in self.dp.states.values():
             if not st.trades:
                 continue
@@ -75,48 +73,53 @@ class RedisRecovery:
             st.taken_back += 1
             st.parked, st.fill_wanted = True, False  # a fill under way stops; nothing is released yet
             st.reason = "Redis went back in time; catching up from where its history now ends"
-            parked.append(st)
+            parked.append((st, st.taken_back))
         if parked:
             task = asyncio.get_running_loop().create_task(self._unpark(parked), name="unpark")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _unpark(self, streams: list[Stream]) -> None:
-        """Read where each parked stream's history ends (retrying while Redis fails) and catch it up from there."""
+    async def stop(self) -> None:
+        """End every unpark under way (the term is over; the next one resumes from Redis by itself)."""
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    async def _unpark(self, streams: list[tuple[Stream, int]]) -> None:
+        """Read where each parked stream's history ends (retrying while Redis fails: the streams hold meanwhile)
+        and catch it up from there. A stream taken back again since, or forgotten, is left to that."""
         w = self.dp.writer
         delay = 0.5
-        ends: list[Any] = [None] * len(streams)
-        for attempt in range(UNPARK_ATTEMPTS):
+        while True:
             try:
                 pipe = w.redis.pipeline(transaction=False)
-                for st in streams:
+                for st, _ in streams:
                     pipe.xrevrange(w.keys.history(st.name), "+", "-", count=1)
                 ends = await pipe.execute()
                 break
             except Exception as e:  # Redis failing again: the streams stay parked, holding
-                log.warning("could not read where %d histories end (%s); attempt %d of %d", len(streams), e,
-                            attempt + 1, UNPARK_ATTEMPTS)
+                log.warning("could not read where %d histories end (%s); retrying", len(streams), e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        else:
-            log.error("where %d histories end stays unknown; they go on from the positions held", len(streams))
-        for st, end in zip(streams, ends, strict=True):
-            if self.dp.states.get(st.name) is not st:
-                continue  # forgotten meanwhile (a new subscription resumes by itself)
-            if end is not None:
-                last = None
-                if end:
-                    with contextlib.suppress(ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-                        last = entry_last_id(decode_history(end[0][1]), TRADE_ID_FIELD[st.kind])
-                if last is None and st.first_ack:  # an empty history: caught up by time from the first ack
-                    st.seq.last_id = None
-                elif last is None and st.held:  # nothing to go by: it starts again with what is held
-                    with contextlib.suppress(KeyError, TypeError):
-                        st.seq.last_id = st.held[0][1][TRADE_ID_FIELD[st.kind]] - 1
-                elif last is not None:
-                    st.seq.last_id = last
+        for (st, gen), end in zip(streams, ends, strict=True):
+            if self.dp.states.get(st.name) is not st or st.taken_back != gen or not st.parked:
+                continue  # forgotten meanwhile, or a newer take-back owns it
+            last = None
+            if end:
+                with contextlib.suppress(ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+                    last = entry_last_id(decode_history(end[0][1]), TRADE_ID_FIELD[st.kind])
+            if last is not None:
+                st.seq.last_id = last
+            elif st.first_ack:  # an empty history: caught up by time from the first acknowledgement
+                st.seq.last_id = None
+            elif st.held:  # nothing to go by: it starts again with what is held
+                with contextlib.suppress(KeyError, TypeError):
+                    st.seq.last_id = st.held[0][1][TRADE_ID_FIELD[st.kind]] - 1
             st.parked = False
             st.fill_wanted, st.fill_until = True, None
-            log.info("%s: back to id %s after Redis lost writes", st.name, last)
+            log.info("%s: back to id %s after Redis lost writes", st.name, st.seq.last_id)
             if st.acked:
                 self.dp.start_fill(st)

@@ -72,6 +72,7 @@ class StreamDaemon:
         self._futures_symbols: SymbolDirectory | None = None
         self.books: BookManager | None = None
         self.datapath: DataPath | None = None
+        self.recovery: RedisRecovery | None = None
         self.reconciler: Reconciler | None = None
         self._symbols: SymbolDirectory | None = None
         self.signed: SignedRest | None = None
@@ -199,8 +200,8 @@ class StreamDaemon:
         await self.writer.start()
         self.datapath = DataPath(self.states, self.writer, self.queue, max_ids=s.backfill_max_ids,
                                  futures_queue=self.futures_queue)
-        recovery = RedisRecovery(self.datapath)  # a full buffer or a Redis that lost writes: caught up, no hole
-        self.writer.on_dropped, self.writer.on_rewound = recovery.dropped, recovery.rewound
+        self.recovery = RedisRecovery(self.datapath)  # a full buffer or a Redis that lost writes: no hole
+        self.writer.on_dropped, self.writer.on_rewound = self.recovery.dropped, self.recovery.rewound
         self.books = BookManager(wiring.SnapshotRest(self.queue, self.futures_queue), [], top_n=s.order_book_top_n,
                                  write=self.writer.set_book, snapshot_limit=s.order_book_snapshot_limit)
         self.datapath.book_diff = self.books.on_diff_nowait
@@ -243,6 +244,8 @@ class StreamDaemon:
         if self.pool is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.pool.close(), 10.0)
+        if self.recovery is not None:  # an unpark must not start fills in a finished term
+            await self.recovery.stop()
         fills = [st.fill_task for st in self.states.values() if st.fill_task is not None]
         for t in [*self._term_tasks, *fills]:
             t.cancel()

@@ -11,6 +11,7 @@ import orjson
 
 from binance_common.keys import Keys
 from binance_common.streams import StreamKind
+from binance_streamd.catchup import DataRecord
 from binance_streamd.datapath import DataPath
 from binance_streamd.recovery import RedisRecovery
 from binance_streamd.writer import GAP
@@ -33,7 +34,7 @@ async def spin(n: int = 20) -> None:
         await asyncio.sleep(0)
 
 
-async def test_take_back_while_the_fill_awaits_rest_writes_a_false_gap() -> None:
+async def test_a_take_back_while_the_fill_awaits_rest_refetches_rather_than_writing_a_false_gap() -> None:
     w = WriterBase(None, None, maxlen=1000, buffer_max=6)  # type: ignore[arg-type]
     venue = FakeVenue(last=99)
     q = FakeQueue(venue)
@@ -93,7 +94,7 @@ class GatedRedis:
         return GatedPipe(self)
 
 
-async def test_a_fill_waiting_for_writable_runs_while_parked_from_the_lost_position() -> None:
+async def test_a_fill_waiting_for_writable_does_not_run_while_its_stream_is_parked() -> None:
     redis = GatedRedis(end=80)                     # Redis came back from a snapshot: history ends at 80
     w = WriterBase(redis, Keys("t"), maxlen=1000, buffer_max=1000)  # type: ignore[arg-type]
     q = FakeQueue(FakeVenue(last=120))
@@ -124,7 +125,7 @@ async def test_a_fill_waiting_for_writable_runs_while_parked_from_the_lost_posit
 
 
 
-async def test_a_take_back_inside_write_gap_is_overwritten_by_the_gap_end() -> None:
+async def test_a_take_back_inside_write_gap_keeps_its_position() -> None:
     from binance_streamd.catchup import DataRecord, GapRecord
 
     w = WriterBase(None, None, maxlen=1000, buffer_max=4)  # type: ignore[arg-type]
@@ -150,7 +151,7 @@ def deque_():
     return deque()
 
 
-async def test_a_dropped_gap_entry_without_from_leaves_the_withdrawn_messages_lost() -> None:
+async def test_a_dropped_gap_entry_without_a_start_takes_its_stream_back() -> None:
     from binance_common.feedstore import encode_gap
 
     w = WriterBase(None, None, maxlen=1000, buffer_max=4)  # type: ignore[arg-type]
@@ -167,3 +168,94 @@ async def test_a_dropped_gap_entry_without_from_leaves_the_withdrawn_messages_lo
     w.add("other@depth", b'{"x":1}', 1)            # overflow: the gap entry is the victim
     assert st.taken_back == 1 and rows(w, st.name) == []   # 100..102 withdrawn
     assert st.seq.last_id < 100, f"100..102 were withdrawn but the stream stays at {st.seq.last_id}"
+
+
+class _Pipe:
+    def __init__(self, gate: asyncio.Event, end: int) -> None:
+        self.gate, self.end, self.n = gate, end, 0
+
+    def xrevrange(self, *a: Any, **k: Any) -> None:
+        self.n += 1
+
+    async def execute(self) -> list[Any]:
+        await self.gate.wait()
+        return [[(b"1-0", {b"d": orjson.dumps({"a": self.end}), b"r": b"1"})] for _ in range(self.n)]
+
+
+class TwoGates:
+    """Each unpark's read (one pipeline each) answers when its own gate opens; the history ends at 80 both
+    times (the first unpark's refill is still in the writer's buffer when the second reads)."""
+
+    def __init__(self) -> None:
+        self.gates: list[asyncio.Event] = []
+
+    def pipeline(self, transaction: bool = False) -> _Pipe:
+        g = asyncio.Event()
+        self.gates.append(g)
+        return _Pipe(g, 80)
+
+
+async def test_overlapping_unparks_do_not_take_a_caught_up_stream_back_again() -> None:
+    redis = TwoGates()
+    w = WriterBase(redis, Keys("t"), maxlen=1000, buffer_max=10_000)  # type: ignore[arg-type]
+    dp = DataPath({}, w, FakeQueue(FakeVenue(last=120)), max_ids=20_000)  # type: ignore[arg-type]
+    rec = RedisRecovery(dp)
+    st = dp.new_stream("nknusdt@aggTrade", StreamKind.AGG_TRADE)
+    dp.states[st.name] = st
+    st.seq.last_id, st.first_ack, st.held, st.fill_wanted, st.acked = 100, 1, None, False, True
+    rec.rewound()  # first rewind: unpark #1 reads (Redis flapping)
+    await spin()
+    rec.rewound()  # the second before unpark #1 got its answer: #2 owns the stream now
+    await spin()
+    redis.gates[0].set()
+    await spin()
+    await settle(st)
+    assert st.parked  # unpark #1 leaves it to #2
+    redis.gates[1].set()
+    await spin()
+    await settle(st)
+    for i in (121, 122):
+        dp.on_data(Conn(), st.name, agg(i), 1)
+    ids = [orjson.loads(p)["a"] for s, p, _, k in w.pending if s == st.name and k != GAP]
+    assert ids == list(range(81, 123))
+
+
+async def test_a_record_after_a_gap_entry_that_took_its_stream_back_is_not_queued() -> None:
+    """REST skipped ids the plan did not report: the gap entry's write overflows the buffer and takes the
+    stream back; the record that showed the gap must not be queued after that (it is fetched again)."""
+    w = WriterBase(None, None, maxlen=1000, buffer_max=2)  # type: ignore[arg-type]
+    dp = DataPath({}, w, FakeQueue(FakeVenue(last=60)), max_ids=20_000)  # type: ignore[arg-type]
+    w.on_dropped = RedisRecovery(dp).dropped
+    st = dp.new_stream("nknusdt@aggTrade", StreamKind.AGG_TRADE)
+    dp.states[st.name] = st
+    st.held, st.fill_wanted, st.seq.last_id, st.acked = None, False, 49, True
+    w.add("other@depth", b'{"x":1}', 1)  # another stream's message, sent and awaiting its reply
+    w._sent = 1
+    w.redis_ok = False
+    w._ok.clear()  # Redis down, the buffer (2) about to be full
+    dp._write_records(st, [DataRecord(orjson.loads(agg(50)), 50), DataRecord(orjson.loads(agg(55)), 55)])
+    assert st.taken_back == 1 and st.seq.last_id == 49  # id 50 was the victim: back to 49
+    assert rows(w, st.name) == []
+    w.redis_ok = True
+    w._ok.set()  # Redis back: the take-back's fill runs (50..60 from REST)
+    await settle(st)
+    ids = [v for k, v in rows(w, st.name) if k == "id"]
+    assert ids == list(range(50, 61))
+
+
+async def test_an_unpark_keeps_holding_while_redis_cannot_be_read_and_ends_with_the_term() -> None:
+    class Down:
+        def pipeline(self, transaction: bool = False) -> Any:
+            raise ConnectionError("Redis is down again")
+
+    w = WriterBase(Down(), Keys("t"), maxlen=1000, buffer_max=1000)  # type: ignore[arg-type]
+    dp = DataPath({}, w, FakeQueue(FakeVenue(last=120)), max_ids=20_000)  # type: ignore[arg-type]
+    rec = RedisRecovery(dp)
+    st = dp.new_stream("nknusdt@aggTrade", StreamKind.AGG_TRADE)
+    dp.states[st.name] = st
+    st.seq.last_id, st.first_ack, st.held, st.fill_wanted, st.acked = 100, 1, None, False, True
+    rec.rewound()
+    await spin(50)
+    assert st.parked and st.fill_task is None  # no guess at where the history ends: it holds
+    await rec.stop()
+    assert not rec._tasks and st.fill_task is None
