@@ -19,7 +19,7 @@ from collections import deque
 
 import orjson
 
-from binance_common.feedstore import decode_history, entry_last_id
+from binance_common.feedstore import StreamState, decode_history, entry_last_id
 from binance_common.streams import TRADE_ID_FIELD
 
 from .datapath import DataPath, Stream
@@ -57,9 +57,9 @@ class RedisRecovery:
         if st.held is None:
             st.held = deque()
         st.fill_wanted, st.fill_until = True, None
-        st.reason = "Redis did not take writes; its messages are fetched again once it does"
         if st.acked:
-            dp.start_fill(st)
+            dp.start_fill(st)  # catching_up: its history lacks the span until the fill has run
+        st.reason = "Redis did not take writes; its messages are fetched again once it does"
         return True
 
     def rewound(self) -> None:
@@ -72,7 +72,9 @@ class RedisRecovery:
             st.held = deque([*live, *(st.held or ())])
             st.taken_back += 1
             st.parked, st.fill_wanted = True, False  # a fill under way stops; nothing is released yet
-            st.reason = "Redis went back in time; catching up from where its history now ends"
+            # not live: its history lacks what Redis lost until the catch-up (stream-first answers wait)
+            st.set_state(StreamState.CATCHING_UP, "Redis went back in time; catching up from where its history "
+                         "now ends")
             parked.append((st, st.taken_back))
         if parked:
             task = asyncio.get_running_loop().create_task(self._unpark(parked), name="unpark")
