@@ -31,13 +31,18 @@ class _SymbolEvent(_Event):
     symbol: str = Field(alias="s")
 
 
-class Trade(_SymbolEvent):
-    event_type: Literal["trade"] = Field("trade", alias="e")
+class _Fill(_SymbolEvent):
+    """One trade: what the trade and block-trade streams share (same letters)."""
+
     trade_id: int = Field(alias="t")
     price: Decimal = Field(alias="p")
     quantity: Decimal = Field(alias="q")
     trade_time: int = Field(alias="T")
     buyer_is_maker: bool = Field(alias="m")
+
+
+class Trade(_Fill):
+    event_type: Literal["trade"] = Field("trade", alias="e")
     ignore_M: bool | None = Field(None, alias="M")
 
 
@@ -140,13 +145,10 @@ class ReferencePrice(_Event):
     valid_time: int = Field(alias="t", description="engine time (ms) at which the reference price was valid")
 
 
-class BlockTrade(_SymbolEvent):
+class BlockTrade(_Fill):
+    """``<s>@blockTrade``: ``trade_id`` is the block trade's id (its own sequence)."""
+
     event_type: Literal["blockTrade"] = Field("blockTrade", alias="e")
-    block_trade_id: int = Field(alias="t")
-    price: Decimal = Field(alias="p")
-    quantity: Decimal = Field(alias="q")
-    trade_time: int = Field(alias="T")
-    buyer_is_maker: bool = Field(alias="m")
 
 
 class PartialDepth(_Event):

@@ -109,8 +109,8 @@ async def test_reference_price_and_block_trade_streams_reach_the_tools(rt: Runti
             assert ref["decoded"] and ref["data"]["event_type"] == "referencePrice"
             assert Decimal(ref["data"]["reference_price"]) > 0 and isinstance(ref["data"]["valid_time"], int)
             block = await wait_until(lambda: latest("btcusdt@blockTrade"), timeout=20, what="a block trade")
-            assert block["data"]["block_trade_id"] == sim.market("BTCUSDT").blocks[-1]["t"] or \
-                block["data"]["block_trade_id"] in {b["t"] for b in sim.market("BTCUSDT").blocks}
+            assert block["data"]["trade_id"] == sim.market("BTCUSDT").blocks[-1]["t"] or \
+                block["data"]["trade_id"] in {b["t"] for b in sim.market("BTCUSDT").blocks}
             before = requests(sim, "referencePrice")
             out = await call(c, "get_price_rules", {"symbol": "BTCUSDT"})
             assert out["source"] == "ws" and out["stream"] == "btcusdt@referencePrice"
