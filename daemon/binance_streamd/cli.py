@@ -153,7 +153,8 @@ def status() -> None:
     if stats:
         w = stats.get("writer", {})
         typer.echo(f"writer: {w.get('strategy')} written={w.get('written')} buffered={w.get('buffered')} "
-                   f"dropped={w.get('dropped')} redis_ok={w.get('redis_ok')}  malformed={stats.get('malformed')}")
+                   f"dropped={w.get('dropped')} rewinds={w.get('rewinds', 0)} redis_ok={w.get('redis_ok')}  "
+                   f"malformed={stats.get('malformed')}")
         rq = stats.get("rest") or {}
         if rq:
             typer.echo(f"rest: queued={rq.get('queued')} sent={rq.get('sent')} held_back={rq.get('held_back')}")

@@ -209,5 +209,5 @@ class WriterBase:
     def stats(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "written": self.written, "buffered": len(self.pending),
                 "dropped": self.dropped, "batches": self.batches, "errors": self.errors,
-                "reconnects": self.reconnects, "fenced": self.fenced,
+                "reconnects": self.reconnects, "rewinds": self.rewinds, "fenced": self.fenced,
                 "redis_ok": self.redis_ok, "last_error": self.last_error, "ts": int(time.time() * 1000)}
