@@ -25,6 +25,8 @@ declare -A MODULES=(
   [account_state]=binance_streamd/account_state.py
   [routes]=binance_streamd/routes.py
   [signing]=binance_common/signing.py
+  [recovery]=binance_streamd/recovery.py
+  [localbook]=binance_streamd/localbook.py
 )
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(sequence orderbook frames streams ratelimit catchup feedstore datapath restqueue)
