@@ -125,8 +125,6 @@ class DataPath:
         before its entries reached Redis): its history will end there, not where Redis ends now. One pass."""
         wanted = {st.name: TRADE_ID_FIELD[st.kind] for st in streams}
         out: dict[str, int | None] = {}
-        if not self.writer.pending:
-            return out
         for name, payload, _, kind in reversed(self.writer.pending):
             if name in wanted and name not in out:
                 try:

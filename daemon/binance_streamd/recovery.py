@@ -28,7 +28,6 @@ from .writer import GAP, LIVE, Message
 log = logging.getLogger(__name__)
 
 
-
 class RedisRecovery:
     """The writer's two callbacks (``on_dropped``, ``on_rewound``) over one :class:`DataPath`."""
 

@@ -41,7 +41,6 @@ class WriterBase:
         self.dropped = 0
         self.batches = 0
         self.errors = 0
-        self.redis_ok = True
         self.last_error: str | None = None
         self.strategy = "pipeline"
         self.fence = fence or (lambda: ("", ""))  # (leader key, token) checked by the batch script
@@ -51,7 +50,7 @@ class WriterBase:
         self.on_rewound: Callable[[], None] | None = None
         """Told when Redis lost writes it had confirmed (the writer's buffer is all unsent again)."""
         self.rewinds = 0
-        self._ok = asyncio.Event()  # set while Redis takes writes
+        self._ok = asyncio.Event()  # set while Redis takes writes (``redis_ok``; catch-ups wait on it)
         self._ok.set()
         self.fenced = False  # a batch was refused: this daemon no longer leads; nothing more is sent
         self.reconnects = 0
@@ -85,6 +84,18 @@ class WriterBase:
             self._busy = True
             self._idle.clear()
             self._wake.set()
+
+    @property
+    def redis_ok(self) -> bool:
+        """False from a failed write until the next batch Redis answers."""
+        return self._ok.is_set()
+
+    @redis_ok.setter
+    def redis_ok(self, ok: bool) -> None:
+        if ok:
+            self._ok.set()
+        else:
+            self._ok.clear()
 
     def _lost(self, msg: Message) -> bool:
         """``on_dropped`` for a message the full buffer threw away; True when its stream was taken back (the
@@ -172,7 +183,6 @@ class WriterBase:
         if not self.redis_ok:
             log.warning("redis reachable again; writing %d buffered messages", len(self.pending))
         self.redis_ok = True
-        self._ok.set()
         for _ in range(n):
             self.pending.popleft()
         for sym, val in books.items():
@@ -188,7 +198,6 @@ class WriterBase:
         if self.redis_ok:
             log.warning("redis write failed (%s: %s); buffering", type(e).__name__, e)
         self.redis_ok = False
-        self._ok.clear()
         self._drained.set()  # readers keep reading into the bounded buffer
         self.last_error = f"{type(e).__name__}: {e}"
 

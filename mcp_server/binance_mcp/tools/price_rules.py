@@ -35,20 +35,20 @@ async def get_price_rules(
     none (every pair, weight 40): the rules only. Give at most one of symbol, symbols, symbol_status."""
     if sum(x is not None and x != [] for x in (symbol, symbols, symbol_status)) > 1:
         raise ToolError("give at most one of symbol, symbols (a list) or symbol_status (TRADING, HALT, BREAK)")
-    if symbol is None:
-        names = unique_symbols(symbols)
-        params: dict[str, Any] = {}
-        if names:
-            params["symbols"] = names  # the REST client sends a list as Binance's JSON array
-        elif symbol_status is not None:
-            params["symbolStatus"] = symbol_status
-        raw = await tc.rest("/api/v3/executionRules", params, symbols=names)
-        rules = [symbol_rules(r) for r in raw.get("symbolRules") or []]
+    sym = await tc.symbol(symbol) if symbol is not None else None
+    names = [sym] if sym else unique_symbols(symbols)
+    params: dict[str, Any] = {}
+    if sym:
+        params["symbol"] = sym
+    elif names:
+        params["symbols"] = names  # the REST client sends a list as Binance's JSON array
+    elif symbol_status is not None:
+        params["symbolStatus"] = symbol_status
+    raw = await tc.rest("/api/v3/executionRules", params, symbols=names)
+    rules = [symbol_rules(r) for r in raw.get("symbolRules") or []]
+    if not sym:
         return respond(PriceRules(**rest_meta(), rules=rules,
                                   hint="rules only; ask one symbol for its reference price and execution range"))
-    sym = await tc.symbol(symbol)
-    raw = await tc.rest("/api/v3/executionRules", {"symbol": sym}, symbols=[sym])
-    rules = [symbol_rules(r) for r in raw.get("symbolRules") or []]
     ref, meta = await _reference(tc, sym)
     pr = rules[0].price_range if rules else None
     rng = execution_range(pr, ref.price)
